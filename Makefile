@@ -1,0 +1,31 @@
+# paypoc: `make test` runs the tests, `make run` runs the stack locally, `make dev` runs it in Docker.
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+COMPOSE := docker compose
+
+.PHONY: test run dev logs down clean
+
+# The virtual environment is rebuilt whenever requirements.txt changes.
+$(VENV)/installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+test: $(VENV)/installed
+	$(PYTHON) -m pytest
+
+run: $(VENV)/installed
+	$(PYTHON) -m lib.run_local
+
+dev:
+	$(COMPOSE) up --build --detach
+	@echo "API on http://localhost:8000, beanstalkd UI on http://localhost:8902 (make logs, make down)"
+
+logs:
+	$(COMPOSE) logs --follow
+
+down:
+	$(COMPOSE) down
+
+clean:
+	rm -rf $(VENV) .run .pytest_cache

@@ -1,0 +1,1 @@
+"""paypoc's small modules: one idea each, read them in the order the README's walkthrough gives."""

@@ -1,0 +1,104 @@
+"""The HTTP API: its route table, its four handlers, and create_app to wire them to Redis and beanstalkd."""
+
+import logging
+from typing import NamedTuple
+
+from lib.http_error import HTTPError
+from lib.jobqueue import JobQueue, QueueUnavailable
+from lib.payments import PaymentStore, is_payment_id, new_payment, to_json
+from lib.ratelimit import TokenBucket
+from lib.redis_client import REDIS_DOWN_ERRORS
+from lib.validation import parse_payment_request
+from lib.wsgi import App, Response
+
+log = logging.getLogger("paypoc.api")
+
+RATE_LIMITED = "Rate limit exceeded. Try again later."
+
+
+class Services(NamedTuple):
+    """Everything a handler may use, built once by create_app."""
+
+    redis: object
+    payments: PaymentStore
+    limiter: TokenBucket
+    queue: JobQueue
+
+
+def health(services, request):
+    """Liveness: the process answers. Touches no dependency."""
+    return Response(200, {"status": "OK"})
+
+
+def ready(services, request):
+    """Readiness: 200 when Redis and beanstalkd both answer, 503 (same keys) when either does not."""
+    checks = {"redis": services.redis.ping, "beanstalkd": services.queue.ping}
+    body = {"status": "OK"}
+    for name, ping in checks.items():
+        try:
+            ping()
+            body[name] = "up"
+        except (*REDIS_DOWN_ERRORS, QueueUnavailable) as error:
+            log.warning("readiness: %s is down: %s", name, error)
+            body[name] = "down"
+    if "down" in body.values():
+        body["status"] = "UNAVAILABLE"
+        return Response(503, body)
+    return Response(200, body)
+
+
+def create_payment(services, request):
+    """Validate, rate-limit, store as PENDING, queue the job; answer 201 with the payment."""
+    headers = [("RateLimit-Policy", services.limiter.policy_header)]
+    try:
+        user_id, amount, currency = parse_payment_request(request.json())
+        # Validation comes first so that a bad request changes nothing, its token included.
+        decision = services.limiter.take(user_id)
+        headers.append(("RateLimit", services.limiter.header(decision)))
+        if not decision.allowed:
+            raise HTTPError(429, RATE_LIMITED, [("Retry-After", str(decision.retry_after))])
+        payment = new_payment(user_id, amount, currency)
+        # Stored before it is queued, so a worker never takes a job whose payment is missing.
+        services.payments.add(payment)
+        try:
+            services.queue.put(payment["id"])
+        except QueueUnavailable as error:
+            # Not queued means not accepted: take the payment back so none is left behind.
+            services.payments.delete(payment["id"])
+            log.warning("payment for user %s refused: %s", user_id, error)
+            raise HTTPError(503, "job queue unavailable; the payment was not accepted, try again shortly",
+                            [("Retry-After", "1")]) from None
+    except HTTPError as error:
+        error.headers[:0] = headers
+        raise
+    log.info("Payment %s queued for user %s amount: %s %s", payment["id"], user_id, amount, currency)
+    body = {"status": "success", "message": "Payment queued successfully", "data": to_json(payment)}
+    return Response(201, body, headers + [("Location", f"/payments/{payment['id']}")])
+
+
+def get_payment(services, request, id):
+    """The payment with this id, as stored now; 404 when there is none."""
+    payment = services.payments.get(id) if is_payment_id(id) else None
+    if payment is None:
+        raise HTTPError(404, "payment not found")
+    return Response(200, to_json(payment))
+
+
+ROUTES = [
+    ("GET", "/health", health),
+    ("GET", "/ready", ready),
+    ("POST", "/payments", create_payment),
+    ("GET", "/payments/{id}", get_payment),
+]
+
+# Exceptions meaning a dependency is down, and what the client is told: a 503, never a 500.
+UNAVAILABLE = [
+    (REDIS_DOWN_ERRORS, "payment store unavailable, try again shortly"),
+    (QueueUnavailable, "job queue unavailable, try again shortly"),
+]
+
+
+def create_app(config, redis, queue):
+    """The WSGI app, given the parsed config, a redis-py client and a JobQueue."""
+    limiter = TokenBucket(redis, config.rate_limit, config.rate_limit_window)
+    return App(ROUTES, Services(redis, PaymentStore(redis), limiter, queue), UNAVAILABLE)

@@ -1,0 +1,126 @@
+"""Configuration: one table of environment variables, parsed and checked once at start-up."""
+
+import logging
+import re
+import sys
+from dataclasses import dataclass
+
+
+class ConfigError(Exception):
+    """A variable has a value the service cannot run with."""
+
+
+def _integer(low, high):
+    """A parser for a whole number from low to high."""
+
+    def parse(text):
+        if not re.fullmatch(r"[0-9]+", text) or not low <= int(text) <= high:
+            raise ValueError(f"a whole number from {low} to {high}")
+        return int(text)
+
+    return parse
+
+
+def _seconds(text):
+    """A parser for a duration in seconds: a number from 0 to 3600 (fractions allowed)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:  # also false for NaN
+        raise ValueError("a number of seconds from 0 to 3600, for example 3 or 0.5")
+    return value
+
+
+def _host_port(text):
+    """'host:port' -> (host, port), the address greenstalk connects to."""
+    host, _, port = text.rpartition(":")
+    if not host or not re.fullmatch(r"[0-9]+", port) or not 1 <= int(port) <= 65535:
+        raise ValueError("host:port, for example localhost:11300")
+    return host, int(port)
+
+
+def _redis_url(text):
+    if not re.match(r"(redis|rediss|unix)://", text):
+        raise ValueError("a redis:// rediss:// or unix:// URL, for example redis://localhost:6379/0")
+    return text
+
+
+def _tube(text):
+    # beanstalkd's own rule for names: up to 200 bytes of these characters, not starting with '-'
+    if not re.fullmatch(r"[A-Za-z0-9+/;.$_()][A-Za-z0-9\-+/;.$_()]{0,199}", text):
+        raise ValueError("a beanstalkd tube name: letters, digits and -+/;.$_() (not starting with -)")
+    return text
+
+
+def _host(text):
+    if not text or any(c.isspace() for c in text):
+        raise ValueError("a host name or address, for example 127.0.0.1")
+    return text
+
+
+def _log_level(text):
+    level = text.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError("one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    return getattr(logging, level)
+
+
+# (environment variable, parser, default): the whole configuration surface of both processes.
+SETTINGS = [
+    ("HOST", _host, "127.0.0.1"),
+    ("PORT", _integer(1, 65535), "8000"),
+    ("THREADS", _integer(1, 1000), "8"),
+    ("REDIS_URL", _redis_url, "redis://localhost:6379/0"),
+    ("BEANSTALK_ADDR", _host_port, "localhost:11300"),
+    ("BEANSTALK_TUBE", _tube, "payment_jobs"),
+    ("RATE_LIMIT", _integer(1, 1_000_000), "5"),
+    ("RATE_LIMIT_WINDOW", _integer(1, 86_400), "60"),
+    ("MAX_WORKERS", _integer(1, 1000), "1"),
+    ("PROCESSING_DELAY", _seconds, "3"),
+    ("LOG_LEVEL", _log_level, "INFO"),
+]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Parsed settings; attribute names are the variable names in lower case."""
+
+    host: str
+    port: int
+    threads: int
+    redis_url: str
+    beanstalk_addr: tuple
+    beanstalk_tube: str
+    rate_limit: int
+    rate_limit_window: int
+    max_workers: int
+    processing_delay: float
+    log_level: int
+
+
+def load_config(environ):
+    """Parse every setting from environ (a mapping), or raise ConfigError naming the first bad one."""
+    values = {}
+    for name, parse, default in SETTINGS:
+        text = environ.get(name, default)
+        try:
+            values[name.lower()] = parse(text.strip())
+        except ValueError as error:
+            raise ConfigError(f"{name}={text!r} is invalid: expected {error}") from None
+    return Config(**values)
+
+
+def load_config_or_exit(environ):
+    """load_config for an entry point: a bad value ends the process with status 2 and one line."""
+    try:
+        return load_config(environ)
+    except ConfigError as error:
+        print(f"paypoc: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def configure_logging(level):
+    """One line per event, timestamped like the seed's logs: 2026/11/24 10:00:00 INFO ..."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s",
+                        datefmt="%Y/%m/%d %H:%M:%S", stream=sys.stdout, force=True)

@@ -1,0 +1,78 @@
+"""The beanstalkd side: job bodies, connections with timeouts, and the API's producer."""
+
+import json
+import math
+import socket
+import threading
+
+import greenstalk
+
+# Errors that mean beanstalkd is unreachable or the connection is broken: OSError covers
+# refused connections, resets and socket timeouts; greenstalk.Error covers server error replies.
+QUEUE_ERRORS = (OSError, greenstalk.Error)
+
+
+def job_ttr(processing_delay):
+    """Seconds a worker may hold a job before beanstalkd hands it to another: well over the delay."""
+    return math.ceil(processing_delay) + 60
+
+
+class QueueUnavailable(Exception):
+    """beanstalkd could not be reached or refused the job."""
+
+
+def encode_job(payment_id):
+    """The job body: just the payment id, since Redis holds the payment itself."""
+    return json.dumps({"payment_id": payment_id}).encode()
+
+
+def decode_job(body):
+    """The payment id in a job body, or ValueError when the body is not one of ours."""
+    data = json.loads(body)  # bad JSON or bad UTF-8 raises a ValueError subclass
+    if not isinstance(data, dict) or not isinstance(data.get("payment_id"), str):
+        raise ValueError("job body has no payment_id")
+    return data["payment_id"]
+
+
+def connect(address, tube, timeout, watch=False):
+    """A greenstalk client using (or, for a worker, watching) tube, whose socket has a timeout.
+
+    greenstalk opens sockets without a timeout; handing it a socket we opened ourselves means a
+    stalled beanstalkd costs `timeout` seconds, not a hung thread. Bodies stay bytes
+    (encoding=None), so a job that is not UTF-8 reaches our code instead of failing in reserve.
+    """
+    sock = socket.create_connection(address, timeout=timeout)
+    try:
+        return greenstalk.Client(sock, encoding=None, use=tube, watch=tube if watch else "default")
+    except BaseException:
+        sock.close()
+        raise
+
+
+class JobQueue:
+    """Puts payment jobs on the tube; each API thread has its own connection (a client is not
+    thread-safe), opened on first use and dropped after any error so the next call reconnects."""
+
+    def __init__(self, address, tube, ttr, timeout=1.0):
+        self.address, self.tube, self.ttr, self.timeout = address, tube, ttr, timeout
+        self._local = threading.local()
+
+    def _call(self, method, *args, **kwargs):
+        client = getattr(self._local, "client", None)
+        try:
+            if client is None:
+                client = self._local.client = connect(self.address, self.tube, self.timeout)
+            return getattr(client, method)(*args, **kwargs)
+        except QUEUE_ERRORS as error:
+            self._local.client = None
+            if client is not None:
+                client.close()
+            raise QueueUnavailable(f"beanstalkd at {self.address[0]}:{self.address[1]}: {error}") from error
+
+    def put(self, payment_id):
+        """Queue the job for payment_id; raise QueueUnavailable when beanstalkd cannot take it."""
+        return self._call("put", encode_job(payment_id), ttr=self.ttr)
+
+    def ping(self):
+        """One round trip to beanstalkd; raise QueueUnavailable when it does not answer."""
+        self._call("using")

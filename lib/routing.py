@@ -1,0 +1,35 @@
+"""A route table matcher: (method, path) -> handler and path parameters, or 404 / 405."""
+
+import re
+
+from lib.http_error import HTTPError
+
+
+def _compile(template):
+    """'/payments/{id}' -> a regex whose named groups are the template's parameters."""
+    parts = re.split(r"\{(\w+)\}", template)
+    # re.split alternates literal text and parameter names: even indexes are literal.
+    pattern = "".join(re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/]+)" for i, part in enumerate(parts))
+    return re.compile(pattern + r"\Z")
+
+
+class Router:
+    """Matches requests against a list of (method, path template, handler) rows."""
+
+    def __init__(self, routes):
+        self._routes = [(method, _compile(template), handler) for method, template, handler in routes]
+
+    def match(self, method, path):
+        """Return (handler, params) for the request, or raise HTTPError 404 or 405 (with Allow)."""
+        allowed = []
+        for route_method, regex, handler in self._routes:
+            found = regex.match(path)
+            if found is None:
+                continue
+            if route_method == method:
+                return handler, found.groupdict()
+            allowed.append(route_method)
+        if allowed:
+            raise HTTPError(405, f"method {method} not allowed; use {', '.join(allowed)}",
+                            [("Allow", ", ".join(allowed))])
+        raise HTTPError(404, "not found")

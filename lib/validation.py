@@ -1,0 +1,95 @@
+"""Validation of a POST /payments body: every field checked, every error naming its field."""
+
+import re
+from decimal import Decimal
+
+from lib.currencies import minor_units
+from lib.http_error import HTTPError
+
+MAX_AMOUNT = Decimal(10) ** 12
+MAX_USER_ID_LENGTH = 128
+# Accepted spellings of the user id key, compared in lower case: the seed's curl examples send
+# both "user_Id" and "userId".
+USER_ID_KEYS = ("user_id", "userid")
+_NUMERIC_STRING = re.compile(r"[0-9]{1,13}(\.[0-9]{1,20})?")
+
+
+def _invalid(message):
+    return HTTPError(400, message)
+
+
+def _user_id(body):
+    """Find the user id under any accepted spelling; exactly one must be given."""
+    keys = [key for key in body if key.lower() in USER_ID_KEYS]
+    if not keys:
+        raise _invalid("user_id is required")
+    if len(keys) > 1:
+        raise _invalid(f"user_id is given more than once ({', '.join(keys)})")
+    value = body[keys[0]]
+    if not isinstance(value, str):
+        raise _invalid("user_id must be a string")
+    if not 1 <= len(value) <= MAX_USER_ID_LENGTH:
+        raise _invalid(f"user_id must be 1 to {MAX_USER_ID_LENGTH} characters long")
+    # isprintable() lets a space through, so whitespace is checked on its own.
+    if not value.isprintable() or any(c.isspace() for c in value):
+        raise _invalid("user_id must not contain whitespace or control characters")
+    return value
+
+
+def _currency(body):
+    value = body.get("currency")
+    if value is None:
+        raise _invalid("currency is required")
+    if not isinstance(value, str):
+        raise _invalid("currency must be a string")
+    code = value.upper()
+    if not (len(code) == 3 and code.isascii() and code.isalpha()) or minor_units(code) is None:
+        raise _invalid("currency must be an ISO 4217 code such as USD, EUR or XAF")
+    return code
+
+
+def _without_trailing_zeros(amount):
+    """10.50 -> 10.5, exactly (Decimal.normalize would round anything past 28 digits)."""
+    _, digits, exponent = amount.as_tuple()
+    while exponent < 0 and digits and digits[-1] == 0:
+        digits, exponent = digits[:-1], exponent + 1
+    return Decimal((0, digits, exponent))
+
+
+def _amount(body, currency):
+    value = body.get("amount")
+    if value is None:
+        raise _invalid("amount is required")
+    if isinstance(value, str) and _NUMERIC_STRING.fullmatch(value):
+        value = Decimal(value)
+    # The JSON reader turns every number (and NaN / Infinity) into a Decimal; anything else,
+    # a boolean included, is the wrong type.
+    if not isinstance(value, Decimal):
+        raise _invalid("amount must be a number")
+    if not value.is_finite():
+        raise _invalid("amount must be a finite number")
+    if value <= 0:
+        raise _invalid("amount must be greater than 0")
+    if value > MAX_AMOUNT:
+        raise _invalid(f"amount must be at most {MAX_AMOUNT}")
+    value = _without_trailing_zeros(value)
+    places = minor_units(currency)
+    if -value.as_tuple().exponent > places:
+        raise _invalid(f"amount has too many decimal places for {currency}: at most {places}")
+    return format(value, "f")  # the canonical spelling: plain digits, 1.5E+3 becomes 1500
+
+
+def parse_payment_request(body):
+    """Check a decoded POST /payments body; return (user_id, amount, currency) or raise HTTPError 400.
+
+    amount comes back as its canonical decimal string, currency in upper case.
+    """
+    if not isinstance(body, dict):
+        raise _invalid("request body must be a JSON object")
+    known = {"amount", "currency"}
+    unknown = [key for key in body if key not in known and key.lower() not in USER_ID_KEYS]
+    if unknown:
+        raise _invalid(f"unknown field {unknown[0]!r}; expected user_id, amount and currency")
+    user_id = _user_id(body)
+    currency = _currency(body)
+    return user_id, _amount(body, currency), currency

@@ -1,0 +1,71 @@
+"""A small WSGI application object: route, call the handler, answer JSON, log one line."""
+
+import logging
+import time
+from http import HTTPStatus
+from typing import NamedTuple
+
+from lib.http_error import HTTPError
+from lib.jsonio import dumps, read_json_body
+from lib.routing import Router
+
+log = logging.getLogger("paypoc.api")
+
+
+class Request:
+    """What a handler may read of the request."""
+
+    def __init__(self, environ):
+        self.environ = environ
+        self.method = environ["REQUEST_METHOD"]
+        self.path = environ.get("PATH_INFO") or "/"
+
+    def json(self):
+        """The body decoded as JSON (see lib.jsonio.read_json_body for the 4xx it may raise)."""
+        return read_json_body(self.environ)
+
+
+class Response(NamedTuple):
+    """What a handler returns: a status, a body to serialise as JSON, and extra headers."""
+
+    status: int
+    body: object
+    headers: list = []
+
+
+class App:
+    """The WSGI callable. routes: (method, path template, handler(services, request, **params))
+    rows; unavailable: (exception types, message) rows for errors that mean a dependency is down."""
+
+    def __init__(self, routes, services, unavailable):
+        self.router = Router(routes)
+        self.services = services
+        self.unavailable = unavailable
+
+    def _respond(self, request):
+        try:
+            handler, params = self.router.match(request.method, request.path)
+            return handler(self.services, request, **params)
+        except HTTPError as error:
+            return Response(error.status, {"error": error.message}, error.headers)
+        except Exception as error:
+            for kinds, message in self.unavailable:
+                if isinstance(error, kinds):
+                    log.warning("%s %s: 503 %s (%s)", request.method, request.path, message, error)
+                    return Response(503, {"error": message}, [("Retry-After", "1")])
+            # Anything else is a bug: the traceback goes to the log, never to the client.
+            log.exception("%s %s failed", request.method, request.path)
+            return Response(500, {"error": "internal error"})
+
+    def __call__(self, environ, start_response):
+        started = time.perf_counter()
+        request = Request(environ)
+        response = self._respond(request)
+        # Serialise first: if that failed, no headers would have gone out yet.
+        body = dumps(response.body).encode("utf-8")
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        start_response(f"{response.status} {HTTPStatus(response.status).phrase}",
+                       headers + list(response.headers))
+        log.info("%s %s %d %.1fms", request.method, request.path, response.status,
+                 (time.perf_counter() - started) * 1000)
+        return [body]

@@ -1,0 +1,38 @@
+"""The payment API: `python paypoc.py` serves it with waitress on HOST:PORT."""
+
+import logging
+import os
+import signal
+import sys
+
+import waitress
+
+from lib.api import create_app
+from lib.config import configure_logging, load_config_or_exit
+from lib.jobqueue import JobQueue, job_ttr
+from lib.redis_client import open_redis
+
+log = logging.getLogger("paypoc.api")
+
+
+def main():
+    """Read the configuration, wire the app to Redis and beanstalkd, and serve until stopped."""
+    config = load_config_or_exit(os.environ)
+    configure_logging(config.log_level)
+    redis = open_redis(config.redis_url)
+    queue = JobQueue(config.beanstalk_addr, config.beanstalk_tube, ttr=job_ttr(config.processing_delay))
+    app = create_app(config, redis, queue)
+    # waitress stops cleanly on SystemExit; as PID 1 in a container, SIGTERM would otherwise be ignored.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    server = waitress.create_server(app, host=config.host, port=config.port, threads=config.threads,
+                                    ident="paypoc")
+    log.info("API listening on http://%s:%d (threads=%d, redis=%s, beanstalkd=%s:%d tube %s)",
+             config.host, config.port, config.threads, config.redis_url, *config.beanstalk_addr,
+             config.beanstalk_tube)
+    server.run()
+    log.info("API stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

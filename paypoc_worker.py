@@ -1,0 +1,46 @@
+"""The payment worker: `python paypoc_worker.py` runs MAX_WORKERS threads processing payment jobs."""
+
+import logging
+import os
+import signal
+import sys
+import threading
+
+from lib.config import configure_logging, load_config_or_exit
+from lib.payments import PaymentStore
+from lib.redis_client import open_redis
+from lib.worker import PaymentWorker, start_workers
+
+log = logging.getLogger("paypoc.worker")
+
+
+def main():
+    """Start the threads; the first SIGTERM or SIGINT lets jobs in hand finish, a second exits at once."""
+    config = load_config_or_exit(os.environ)
+    configure_logging(config.log_level)
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        if stop.is_set():
+            log.warning("Second signal: exiting now")
+            os._exit(1)
+        log.info("Stopping: finishing the jobs in hand (signal again to exit now)")
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    # One redis-py client for every thread (its connection pool is thread-safe); each thread
+    # opens its own beanstalkd connection (a greenstalk client is not).
+    worker = PaymentWorker(config, PaymentStore(open_redis(config.redis_url)), stop)
+    log.info("Worker started: %d thread(s), redis=%s, beanstalkd=%s:%d tube %s", config.max_workers,
+             config.redis_url, *config.beanstalk_addr, config.beanstalk_tube)
+    threads = start_workers(worker, config.max_workers)
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.5)  # a timed join keeps the main thread free to run signal handlers
+    log.info("Worker stopped after %d job(s)", worker.jobs_done)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
