@@ -1,0 +1,121 @@
+"""Fixtures: a real redis-server and beanstalkd on free ports, and the app wired to them."""
+
+import io
+import json
+import uuid
+from wsgiref.util import setup_testing_defaults
+from wsgiref.validate import validator
+
+import greenstalk
+import pytest
+
+from lib.api import create_app
+from lib.config import load_config
+from lib.jobqueue import JobQueue, job_ttr
+from lib.local_servers import LocalServer, beanstalkd_command, free_port, redis_command, require
+from lib.redis_client import open_redis
+
+SEED_PAYMENT = {"user_Id": "user_123", "amount": 1500, "currency": "XAF"}
+
+
+def pytest_configure(config):
+    # Fail the run at once, with the install command, rather than erroring in every test.
+    require("redis-server")
+    require("beanstalkd")
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    data = tmp_path_factory.mktemp("redis")
+    port = free_port()
+    server = LocalServer("redis", port, redis_command(port, str(data)), str(data / "log")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def beanstalkd_server(tmp_path_factory):
+    data = tmp_path_factory.mktemp("beanstalkd")
+    port = free_port()
+    server = LocalServer("beanstalkd", port, beanstalkd_command(port), str(data / "log")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis(redis_server):
+    """A client on an empty database."""
+    client = open_redis(f"redis://127.0.0.1:{redis_server.port}/0")
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def env(redis_server, beanstalkd_server):
+    """Environment for a process under test: the test servers and a tube of this test's own."""
+    return {"REDIS_URL": f"redis://127.0.0.1:{redis_server.port}/0",
+            "BEANSTALK_ADDR": f"127.0.0.1:{beanstalkd_server.port}",
+            "BEANSTALK_TUBE": f"test-{uuid.uuid4().hex[:12]}",
+            "PROCESSING_DELAY": "0"}
+
+
+@pytest.fixture
+def tube(env, beanstalkd_server):
+    """A greenstalk client watching this test's tube, to look at the jobs the API put there."""
+    client = greenstalk.Client(("127.0.0.1", beanstalkd_server.port), encoding=None, use=env["BEANSTALK_TUBE"],
+                               watch=env["BEANSTALK_TUBE"])
+    yield client
+    client.close()
+
+
+class WSGIClient:
+    """Calls a WSGI app in-process, through wsgiref's validator, and decodes the JSON answer."""
+
+    def __init__(self, app):
+        self.app = validator(app)
+
+    def request(self, method, path, body=None, content_type="application/json", headers=None):
+        """Returns (status, headers as a dict, decoded JSON body)."""
+        environ = {}
+        setup_testing_defaults(environ)
+        data = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else b"")
+        environ.update({"REQUEST_METHOD": method, "PATH_INFO": path, "wsgi.input": io.BytesIO(data),
+                        "CONTENT_LENGTH": str(len(data)), "QUERY_STRING": ""})
+        if content_type is not None:
+            environ["CONTENT_TYPE"] = content_type
+        environ.update(headers or {})
+        answer = {}
+
+        def start_response(status, response_headers, exc_info=None):
+            answer["status"], answer["headers"] = int(status.split()[0]), dict(response_headers)
+
+        chunks = self.app(environ, start_response)
+        try:
+            raw = b"".join(chunks)
+        finally:
+            chunks.close()
+        assert answer["headers"]["Content-Type"] == "application/json"
+        return answer["status"], answer["headers"], json.loads(raw)
+
+    def post_payment(self, body, **kwargs):
+        return self.request("POST", "/payments", body, **kwargs)
+
+
+@pytest.fixture
+def make_client(redis, env):
+    """make_client(**settings): a WSGIClient on an app configured with env plus settings."""
+    queues = []
+
+    def make(**settings):
+        config = load_config({**env, **{name.upper(): str(value) for name, value in settings.items()}})
+        queue = JobQueue(config.beanstalk_addr, config.beanstalk_tube, job_ttr(config.processing_delay))
+        queues.append(queue)
+        return WSGIClient(create_app(config, open_redis(config.redis_url), queue))
+
+    return make
+
+
+@pytest.fixture
+def client(make_client):
+    return make_client()

@@ -1,0 +1,95 @@
+"""A dependency that is down or stalled gets a 503 within 2 s: never a hang, never a 500."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from lib.redis_client import open_redis
+from lib.local_servers import LocalServer, beanstalkd_command, free_port, redis_command
+from tests.conftest import SEED_PAYMENT
+
+CONTRACT_SECONDS = 2.0
+
+
+@pytest.fixture
+def own_servers(tmp_path):
+    """A Redis and a beanstalkd of this test's own, so it may stop or freeze them."""
+    redis_port, beanstalk_port = free_port(), free_port()
+    servers = {
+        "redis": LocalServer("redis", redis_port, redis_command(redis_port, str(tmp_path)), str(tmp_path / "r.log")),
+        "beanstalkd": LocalServer("beanstalkd", beanstalk_port, beanstalkd_command(beanstalk_port),
+                                  str(tmp_path / "b.log")),
+    }
+    for server in servers.values():
+        server.start()
+    yield servers
+    for server in servers.values():
+        if server.process is not None:
+            os.kill(server.process.pid, signal.SIGCONT)
+        server.stop()
+
+
+@pytest.fixture
+def app_client(make_client, own_servers):
+    return make_client(redis_url=f"redis://127.0.0.1:{own_servers['redis'].port}/0",
+                       beanstalk_addr=f"127.0.0.1:{own_servers['beanstalkd'].port}")
+
+
+def timed(call):
+    started = time.monotonic()
+    result = call()
+    return result, time.monotonic() - started
+
+
+def payment_keys(server):
+    return open_redis(f"redis://127.0.0.1:{server.port}/0").keys("payment:*")
+
+
+def test_redis_stopped_gives_503_on_every_route_that_needs_it(app_client, own_servers):
+    own_servers["redis"].stop()
+    some_id = "00000000-0000-4000-8000-000000000000"
+    for method, path, body in [("POST", "/payments", SEED_PAYMENT), ("GET", f"/payments/{some_id}", None)]:
+        (status, headers, answer), seconds = timed(lambda: app_client.request(method, path, body))
+        assert status == 503 and "unavailable" in answer["error"] and seconds < CONTRACT_SECONDS
+        assert headers["Retry-After"] == "1"
+    assert app_client.request("GET", "/health")[0] == 200
+
+
+def test_ready_names_the_dependency_that_is_down(app_client, own_servers):
+    own_servers["beanstalkd"].stop()
+    assert app_client.request("GET", "/ready")[::2] == \
+        (503, {"status": "UNAVAILABLE", "redis": "up", "beanstalkd": "down"})
+    own_servers["redis"].stop()
+    assert app_client.request("GET", "/ready")[2]["redis"] == "down"
+
+
+def test_beanstalkd_stopped_gives_503_and_leaves_no_payment_behind(app_client, own_servers):
+    assert app_client.post_payment(SEED_PAYMENT)[0] == 201  # a connection is open and then lost
+    own_servers["beanstalkd"].stop()
+    (status, headers, body), seconds = timed(lambda: app_client.post_payment(SEED_PAYMENT))
+    assert status == 503 and "not accepted" in body["error"] and seconds < CONTRACT_SECONDS
+    assert headers["RateLimit-Policy"] and headers["RateLimit"]
+    assert len(payment_keys(own_servers["redis"])) == 1  # only the first, accepted payment
+
+
+def test_api_reconnects_once_beanstalkd_is_back(app_client, own_servers):
+    own_servers["beanstalkd"].stop()
+    assert app_client.post_payment(SEED_PAYMENT)[0] == 503
+    own_servers["beanstalkd"].start()
+    assert app_client.post_payment(SEED_PAYMENT)[0] == 201
+
+
+@pytest.mark.parametrize("frozen", ["redis", "beanstalkd"])
+def test_a_stalled_dependency_costs_a_timeout_not_a_hang(app_client, own_servers, frozen):
+    assert app_client.post_payment(SEED_PAYMENT)[0] == 201  # connections are open before the freeze
+    os.kill(own_servers[frozen].process.pid, signal.SIGSTOP)
+    (status, _, body), seconds = timed(lambda: app_client.post_payment(SEED_PAYMENT))
+    assert status == 503 and seconds < CONTRACT_SECONDS
+    ready, seconds = timed(lambda: app_client.request("GET", "/ready"))
+    assert ready[0] == 503 and ready[2][frozen] == "down" and seconds < CONTRACT_SECONDS
+    os.kill(own_servers[frozen].process.pid, signal.SIGCONT)
+    if frozen == "beanstalkd":
+        # The payment whose job could not be queued was taken back.
+        assert len(payment_keys(own_servers["redis"])) == 1

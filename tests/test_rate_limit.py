@@ -1,0 +1,39 @@
+"""The token bucket: atomic under concurrency, refilled at RATE_LIMIT / RATE_LIMIT_WINDOW per second."""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from lib.ratelimit import TokenBucket
+
+
+def test_40_concurrent_posts_for_one_user_get_exactly_10_through(make_client, redis):
+    client = make_client(rate_limit=10)
+    body = {"user_id": "racer", "amount": 5, "currency": "USD"}
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        statuses = list(pool.map(lambda _: client.post_payment(body)[0], range(40)))
+    assert statuses.count(201) == 10 and statuses.count(429) == 30
+    assert len(redis.keys("payment:*")) == 10
+
+
+def test_bucket_refills_at_the_configured_rate(redis):
+    bucket = TokenBucket(redis, capacity=2, window=2)  # one token a second
+    assert [bucket.take("u").allowed for _ in range(3)] == [True, True, False]
+    denied = bucket.take("u")
+    assert denied.retry_after == 1 and denied.remaining == 0
+    time.sleep(1.2)  # 1.2 tokens back: one request, not two
+    assert [bucket.take("u").allowed for _ in range(2)] == [True, False]
+
+
+def test_a_full_bucket_leaves_no_key_behind(redis):
+    bucket = TokenBucket(redis, capacity=1, window=1)
+    bucket.take("u")
+    assert 0 < redis.pttl("ratelimit:u") <= 1001  # gone once a full bucket would say nothing new
+
+
+def test_headers_count_down_and_report_seconds_until_full(redis):
+    bucket = TokenBucket(redis, capacity=5, window=60)
+    decisions = [bucket.take("u") for _ in range(6)]
+    assert [d.remaining for d in decisions] == [4, 3, 2, 1, 0, 0]
+    assert TokenBucket.header(decisions[0]) == '"default";r=4;t=12'
+    assert decisions[-1].allowed is False and 1 <= decisions[-1].retry_after <= 12
+    assert 48 <= decisions[-1].reset <= 60
