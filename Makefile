@@ -12,12 +12,16 @@ $(VENV)/installed: requirements.txt
 	touch $@
 
 test: $(VENV)/installed
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 run: $(VENV)/installed
 	$(PYTHON) -m lib.run_local
 
-dev:
+# docker compose reads .env; a first run starts from the documented defaults.
+.env:
+	cp .env.example .env
+
+dev: .env
 	$(COMPOSE) up --build --detach
 	@echo "API on http://localhost:8000, beanstalkd UI on http://localhost:8902 (make logs, make down)"
 

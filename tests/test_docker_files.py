@@ -1,0 +1,92 @@
+"""docker-compose.yml and the Dockerfile, checked by construction (no Docker engine needed)."""
+
+import os
+import re
+
+import pytest
+
+from lib.run_local import APP_COMMANDS
+from tests.yaml_subset import load
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def read(name):
+    with open(os.path.join(ROOT, name)) as file:
+        return file.read()
+
+
+@pytest.fixture(scope="module")
+def compose():
+    return load(read("docker-compose.yml"))
+
+
+def healthy(service):
+    return {name: {"condition": "service_healthy"} for name in service["depends_on"]} == service["depends_on"]
+
+
+def test_compose_runs_the_five_services(compose):
+    assert set(compose["services"]) == {"api", "worker", "redis", "beanstalkd", "beanstalkd-ui"}
+
+
+def test_api_and_worker_run_the_same_commands_as_make_run(compose):
+    for name in ("api", "worker"):
+        assert compose["services"][name]["command"] == APP_COMMANDS[name]
+
+
+def test_api_publishes_8000_and_is_healthy_when_ready(compose):
+    api = compose["services"]["api"]
+    assert api["ports"] == ["8000:8000"] and api["environment"]["HOST"] == "0.0.0.0"
+    assert any("/ready" in part for part in api["healthcheck"]["test"])
+    assert healthy(api) and set(api["depends_on"]) == {"redis", "beanstalkd"}
+
+
+def test_worker_can_be_scaled(compose):
+    worker = compose["services"]["worker"]
+    # A fixed container name or a published port would make `--scale worker=N` fail.
+    assert "container_name" not in worker and "ports" not in worker
+    assert healthy(worker)
+
+
+def test_redis_keeps_an_append_only_file_on_a_named_volume(compose):
+    redis = compose["services"]["redis"]
+    assert redis["command"][:3] == ["redis-server", "--appendonly", "yes"]
+    volume, _, path = redis["volumes"][0].partition(":")
+    assert path == "/data" and volume in compose["volumes"]
+    assert "redis-cli" in redis["healthcheck"]["test"]
+
+
+def test_beanstalkd_keeps_its_binlog_on_a_named_volume(compose):
+    beanstalkd = compose["services"]["beanstalkd"]
+    command = beanstalkd["command"]
+    volume, _, path = beanstalkd["volumes"][0].partition(":")
+    assert command[command.index("-b") + 1] == path and volume in compose["volumes"]
+    assert beanstalkd["healthcheck"]["test"][0] == "CMD"
+
+
+def test_the_queue_ui_is_on_8902(compose):
+    ui = compose["services"]["beanstalkd-ui"]
+    assert ui["ports"][0].startswith("8902:") and ui["environment"]["BEANSTALK_SERVERS"] == "beanstalkd:11300"
+
+
+def test_every_build_target_is_a_stage_of_the_dockerfile(compose):
+    stages = re.findall(r"^FROM \S+ AS (\S+)$", read("Dockerfile"), re.MULTILINE)
+    targets = {s["build"]["target"] for s in compose["services"].values() if "build" in s}
+    assert targets == {"app", "beanstalkd"} and targets <= set(stages)
+
+
+def test_the_app_image_is_slim_runs_as_a_non_root_user_and_starts_the_api():
+    dockerfile = read("Dockerfile")
+    app_stage = dockerfile[dockerfile.index("AS app"):]
+    assert re.search(r"^FROM python:3\.11-slim AS app$", dockerfile, re.MULTILINE)
+    users = re.findall(r"^USER (\S+)$", app_stage, re.MULTILINE)
+    assert users and users[-1] not in ("root", "0")
+    assert 'CMD ["python", "paypoc.py"]' in app_stage
+    assert dockerfile.rstrip().endswith('CMD ["python", "paypoc.py"]')  # app is the default stage
+
+
+def test_every_variable_of_the_configuration_is_in_env_example():
+    from lib.config import SETTINGS
+    example = dict(line.split("=", 1) for line in read(".env.example").splitlines()
+                   if line and not line.startswith("#"))
+    assert example == {name: default for name, _, default in SETTINGS}
