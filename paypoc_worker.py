@@ -6,10 +6,13 @@ import signal
 import sys
 import threading
 
+from lib.attempts import Attempts
 from lib.config import configure_logging, load_config_or_exit
-from lib.payments import PaymentStore
+from lib.jobqueue import JobQueue, job_ttr
+from lib.processor import SimulatedProcessor
 from lib.redis_client import open_redis
-from lib.worker import PaymentWorker, start_workers
+from lib.sweeper import Sweeper
+from lib.worker import PaymentWorker, start_threads
 
 log = logging.getLogger("paypoc.worker")
 
@@ -31,10 +34,17 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     # One redis-py client for every thread (its connection pool is thread-safe); each thread
     # opens its own beanstalkd connection (a greenstalk client is not).
-    worker = PaymentWorker(config, PaymentStore(open_redis(config.redis_url)), stop)
+    redis = open_redis(config.redis_url)
+    ttr = job_ttr(config.processing_delay)
+    attempts = Attempts(redis, lease_seconds=ttr, stale_after=config.stale_after)
+    processor = SimulatedProcessor(redis, config.processing_delay, config.failure_rate)
+    worker = PaymentWorker(config, attempts, processor, stop)
+    sweeper = Sweeper(redis, JobQueue(config.beanstalk_addr, config.beanstalk_tube, ttr), config.stale_after, stop)
     log.info("Worker started: %d thread(s), redis=%s, beanstalkd=%s:%d tube %s", config.max_workers,
              config.redis_url, *config.beanstalk_addr, config.beanstalk_tube)
-    threads = start_workers(worker, config.max_workers)
+    threads = start_threads(worker.run, config.max_workers, "worker")
+    threads.append(threading.Thread(target=sweeper.run, name="sweeper"))
+    threads[-1].start()
     for thread in threads:
         while thread.is_alive():
             thread.join(0.5)  # a timed join keeps the main thread free to run signal handlers

@@ -58,20 +58,23 @@ def create_payment(services, request):
         if not decision.allowed:
             raise HTTPError(429, RATE_LIMITED, [("Retry-After", str(decision.retry_after))])
         payment = new_payment(user_id, amount, currency)
-        # Stored before it is queued, so a worker never takes a job whose payment is missing.
+        # Stored (and indexed as unfinished) before it is queued, so a worker never takes a
+        # job whose payment is missing, and a job that never makes it is found by the sweeper.
         services.payments.add(payment)
-        try:
-            services.queue.put(payment["id"])
-        except QueueUnavailable as error:
-            # Not queued means not accepted: take the payment back so none is left behind.
-            services.payments.delete(payment["id"])
-            log.warning("payment for user %s refused: %s", user_id, error)
-            raise HTTPError(503, "job queue unavailable; the payment was not accepted, try again shortly",
-                            [("Retry-After", "1")]) from None
     except HTTPError as error:
         error.headers[:0] = headers
         raise
-    log.info("Payment %s queued for user %s amount: %s %s", payment["id"], user_id, amount, currency)
+    try:
+        services.queue.put(payment["id"])
+        log.info("Payment %s queued for user %s amount: %s %s", payment["id"], user_id, amount, currency)
+    except QueueUnavailable as error:
+        # The outbox pattern: Redis has the payment, so it is accepted; the worker's sweeper
+        # queues it as soon as beanstalkd answers again.
+        log.warning("Payment %s stored but not queued (%s); the sweeper will queue it", payment["id"], error)
+        try:
+            services.payments.mark_due(payment["id"])  # sooner than STALE_AFTER, if Redis allows
+        except REDIS_DOWN_ERRORS:
+            pass
     body = {"status": "success", "message": "Payment queued successfully", "data": to_json(payment)}
     return Response(201, body, headers + [("Location", f"/payments/{payment['id']}")])
 
@@ -101,4 +104,5 @@ UNAVAILABLE = [
 def create_app(config, redis, queue):
     """The WSGI app, given the parsed config, a redis-py client and a JobQueue."""
     limiter = TokenBucket(redis, config.rate_limit, config.rate_limit_window)
-    return App(ROUTES, Services(redis, PaymentStore(redis), limiter, queue), UNAVAILABLE)
+    payments = PaymentStore(redis, config.stale_after)
+    return App(ROUTES, Services(redis, payments, limiter, queue), UNAVAILABLE)

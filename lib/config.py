@@ -21,14 +21,29 @@ def _integer(low, high):
     return parse
 
 
-def _seconds(text):
-    """A parser for a duration in seconds: a number from 0 to 3600 (fractions allowed)."""
+def _seconds(low, high):
+    """A parser for a duration in seconds from low to high (fractions allowed)."""
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not low <= value <= high:  # also false for NaN
+            raise ValueError(f"a number of seconds from {low} to {high}, for example 3 or 0.5")
+        return value
+
+    return parse
+
+
+def _probability(text):
+    """A parser for a probability: a number from 0 to 1."""
     try:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not 0 <= value <= 3600:  # also false for NaN
-        raise ValueError("a number of seconds from 0 to 3600, for example 3 or 0.5")
+    if not 0 <= value <= 1:  # also false for NaN
+        raise ValueError("a probability from 0 to 1, for example 0.2")
     return value
 
 
@@ -77,8 +92,12 @@ SETTINGS = [
     ("RATE_LIMIT", _integer(1, 1_000_000), "5"),
     ("RATE_LIMIT_WINDOW", _integer(1, 86_400), "60"),
     ("MAX_WORKERS", _integer(1, 1000), "1"),
-    ("PROCESSING_DELAY", _seconds, "3"),
+    ("PROCESSING_DELAY", _seconds(0, 3600), "3"),
     ("LOG_LEVEL", _log_level, "INFO"),
+    ("MAX_ATTEMPTS", _integer(1, 100), "3"),
+    ("RETRY_DELAY", _seconds(0, 3600), "1"),
+    ("FAILURE_RATE", _probability, "0"),
+    ("STALE_AFTER", _seconds(1, 86400), "60"),
 ]
 
 
@@ -97,6 +116,10 @@ class Config:
     max_workers: int
     processing_delay: float
     log_level: int
+    max_attempts: int
+    retry_delay: float
+    failure_rate: float
+    stale_after: float
 
 
 def load_config(environ):

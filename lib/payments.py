@@ -1,24 +1,23 @@
-"""Payments in Redis: one hash per payment, and status changes made by compare-and-set."""
+"""Payments in Redis: one hash per payment, and an index of the ones not finished yet."""
 
 import uuid
 from datetime import datetime, timezone
 from decimal import Decimal
 
 PENDING, PROCESSING, COMPLETED, FAILED = "PENDING", "PROCESSING", "COMPLETED", "FAILED"
-FIELDS = ("id", "user_id", "amount", "currency", "status", "initiated_at", "updated_at")
+FIELDS = ("id", "user_id", "amount", "currency", "status", "attempts", "failure_reason",
+          "initiated_at", "updated_at")
+# A sorted set of unfinished payment ids, scored by when (Redis clock, seconds) the sweeper
+# should look at each again: a payment whose job was lost is found there and queued again.
+UNFINISHED_KEY = "payments:unfinished"
 
-# A status only ever moves forward, and only from the status the caller saw: a late or
-# duplicated job then cannot move a payment backwards, and two workers cannot both finish it.
-SET_STATUS_LUA = """
--- KEYS[1]: the payment hash
--- ARGV[1]: status it must have now; ARGV[2]: status to set; ARGV[3]: updated_at
--- Returns the status found (nil when there is no such payment); it was changed only if
--- that equals ARGV[1].
-local found = redis.call('HGET', KEYS[1], 'status')
-if found == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'status', ARGV[2], 'updated_at', ARGV[3])
-end
-return found
+ADD_LUA = """
+-- KEYS[1]: the new payment's hash; KEYS[2]: the unfinished index
+-- ARGV[1]: payment id; ARGV[2]: seconds until the sweeper may re-queue it; ARGV[3..]: field, value...
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+local clock = redis.call('TIME')
+redis.call('ZADD', KEYS[2], tonumber(clock[1]) + tonumber(ARGV[2]), ARGV[1])
+return 1
 """
 
 
@@ -35,41 +34,44 @@ def is_payment_id(text):
         return False
 
 
+def payment_key(payment_id):
+    """The Redis key of a payment's hash."""
+    return f"payment:{payment_id}"
+
+
 def new_payment(user_id, amount, currency):
     """A new PENDING payment as stored: every value a string, amount in canonical form."""
     now = utc_now()
     return {"id": str(uuid.uuid4()), "user_id": user_id, "amount": amount, "currency": currency,
-            "status": PENDING, "initiated_at": now, "updated_at": now}
+            "status": PENDING, "attempts": "0", "initiated_at": now, "updated_at": now}
 
 
 def to_json(payment):
-    """A stored payment in the API's field order, with amount as an exact JSON number."""
-    return {field: Decimal(payment[field]) if field == "amount" else payment[field]
-            for field in FIELDS}
+    """A stored payment as the API shows it: its public fields in order, amount an exact number."""
+    return {"id": payment["id"], "user_id": payment["user_id"], "amount": Decimal(payment["amount"]),
+            "currency": payment["currency"], "status": payment["status"],
+            "attempts": int(payment["attempts"]), "failure_reason": payment.get("failure_reason"),
+            "initiated_at": payment["initiated_at"], "updated_at": payment["updated_at"]}
 
 
 class PaymentStore:
     """Reads and writes payments; Redis is the source of truth for every payment's status."""
 
-    def __init__(self, redis):
+    def __init__(self, redis, stale_after):
         self._redis = redis
-        self._set_status = redis.register_script(SET_STATUS_LUA)
+        self.stale_after = stale_after
+        self._add = redis.register_script(ADD_LUA)
 
     def add(self, payment):
-        """Store a new payment."""
-        self._redis.hset(f"payment:{payment['id']}", mapping=payment)
+        """Store a new payment and index it as unfinished, in one atomic step."""
+        fields = [item for pair in payment.items() for item in pair]
+        self._add(keys=[payment_key(payment["id"]), UNFINISHED_KEY],
+                  args=[payment["id"], self.stale_after, *fields])
 
     def get(self, payment_id):
-        """The stored payment, or None when there is none with that id."""
-        return self._redis.hgetall(f"payment:{payment_id}") or None
+        """The stored payment (internal fields included), or None when there is none with that id."""
+        return self._redis.hgetall(payment_key(payment_id)) or None
 
-    def delete(self, payment_id):
-        """Remove a payment (used when it could not be queued, so nobody ever saw it accepted)."""
-        self._redis.delete(f"payment:{payment_id}")
-
-    def set_status(self, payment_id, expected, new):
-        """Move a payment from expected to new status; return the status found beforehand.
-
-        The move happened only when the returned status equals expected; None means no payment.
-        """
-        return self._set_status(keys=[f"payment:{payment_id}"], args=[expected, new, utc_now()])
+    def mark_due(self, payment_id):
+        """Ask the sweeper to queue this payment at its next pass (its job could not be queued)."""
+        self._redis.zadd(UNFINISHED_KEY, {payment_id: 0})

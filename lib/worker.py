@@ -1,13 +1,15 @@
-"""The worker: MAX_WORKERS threads, each reserving jobs and moving payments to COMPLETED."""
+"""The worker: MAX_WORKERS threads, each reserving jobs and taking payments to COMPLETED or FAILED."""
 
 import logging
+import math
+import random
 import threading
-import time
 
 import greenstalk
 
 from lib.jobqueue import QUEUE_ERRORS, connect, decode_job
-from lib.payments import COMPLETED, FAILED, PENDING, PROCESSING
+from lib.payments import COMPLETED, FAILED, PENDING
+from lib.processor import ChargeDeclined
 from lib.redis_client import REDIS_DOWN_ERRORS
 
 log = logging.getLogger("paypoc.worker")
@@ -16,63 +18,92 @@ RESERVE_TIMEOUT = 1  # seconds; how often an idle thread looks at the stop event
 MAX_BACKOFF = 5.0  # seconds between reconnection attempts during an outage
 
 
+def retry_delay(base, attempt, rng=random):
+    """Whole seconds before attempt+1: base * 2^(attempt-1), the upper half of it at random.
+
+    The jitter spreads out retries of payments that failed together; beanstalkd counts
+    delays in whole seconds, so the value is rounded up.
+    """
+    ceiling = base * 2 ** (attempt - 1)
+    return math.ceil(rng.uniform(ceiling / 2, ceiling))
+
+
 class PaymentWorker:
     """Processes payment jobs from one beanstalkd tube until `stop` is set."""
 
-    def __init__(self, config, payments, stop):
+    def __init__(self, config, attempts, processor, stop):
         self.address, self.tube = config.beanstalk_addr, config.beanstalk_tube
-        self.processing_delay = config.processing_delay
-        self.payments = payments
+        self.max_attempts, self.retry_base = config.max_attempts, config.retry_delay
+        self.attempts, self.processor = attempts, processor
         self.stop = stop
         self.jobs_done = 0
 
     def process(self, job):
-        """Take one job's payment from PENDING through PROCESSING to COMPLETED.
-
-        Returns what to do with the job: "delete" (done, or nothing left to do) or "bury"
-        (a job nobody can process: kept aside for a person to look at).
-        """
+        """Make one attempt at a job's payment; return what to do with the job:
+        ("delete",), ("bury",) or ("release", delay in seconds)."""
         try:
             payment_id = decode_job(job.body)
         except ValueError as error:
             log.error("Burying job %d: cannot read its body (%s): %r", job.id, error, job.body[:200])
-            return "bury"
-        payment = self.payments.get(payment_id)
-        if payment is None:
+            return ("bury",)
+        outcome, attempt, payment = self.attempts.begin(payment_id, str(job.id))
+        if outcome == "missing":
             log.error("Burying job %d: no payment with ID %s", job.id, payment_id)
-            return "bury"
-        found = self.payments.set_status(payment_id, PENDING, PROCESSING)
-        if found in (COMPLETED, FAILED):
-            log.info("Payment %s is already %s; dropping the duplicate job %d", payment_id, found, job.id)
-            return "delete"
-        # found is PENDING (we moved it) or PROCESSING (a worker died holding this job and
-        # beanstalkd handed it on after its TTR): either way, this job is now ours to finish.
+            return ("bury",)
+        if outcome != "started":  # finished already, or another job holds a live lease on it
+            log.info("Dropping job %d: payment %s is %s", job.id, payment_id, outcome)
+            return ("delete",)
         log.info("Processing payment ID: %s for user %s amount: %s %s",
                  payment_id, payment["user_id"], payment["amount"], payment["currency"])
-        time.sleep(self.processing_delay)  # the simulated processor; a stop lets it finish
-        found = self.payments.set_status(payment_id, PROCESSING, COMPLETED)
-        if found != PROCESSING:
-            log.warning("Payment %s was %s, not PROCESSING, when it finished; left as it was", payment_id, found)
-            return "delete"
+        try:
+            self.processor.charge(payment_id)  # idempotent by payment id: a retry never charges twice
+        except ChargeDeclined as declined:
+            return self._declined(job, payment_id, attempt, str(declined))
+        lost = self.attempts.end(payment_id, attempt, COMPLETED)
+        if lost:
+            log.warning("Payment %s: attempt %d lost its lease (now %s); leaving it", payment_id, attempt, lost)
+            return ("delete",)
         log.info("Payment %s processed successfully", payment_id)
-        return "delete"
+        return ("delete",)
+
+    def _declined(self, job, payment_id, attempt, reason):
+        if attempt >= self.max_attempts:
+            lost = self.attempts.end(payment_id, attempt, FAILED, reason=reason)
+            if not lost:
+                log.warning("Payment %s failed after %d attempts: %s", payment_id, attempt, reason)
+            return ("bury",)  # kept where the beanstalkd UI shows it
+        delay = retry_delay(self.retry_base, attempt)
+        lost = self.attempts.end(payment_id, attempt, PENDING, retry_in=delay)
+        if lost:
+            return ("delete",)
+        log.info("Payment %s attempt %d/%d declined (%s); retrying in %ds",
+                 payment_id, attempt, self.max_attempts, reason, delay)
+        return ("release", delay)
 
     def _handle(self, client, job):
         try:
             action = self.process(job)
         except REDIS_DOWN_ERRORS as error:
             # Redis is the source of truth; without it, give the job back to try again later.
+            # The same job coming back takes over its own lease, so nothing waits for it to expire.
             log.warning("Releasing job %d: Redis is unavailable (%s)", job.id, error)
             client.release(job, delay=1)
             raise
         except Exception:
             log.exception("Burying job %d: processing failed unexpectedly", job.id)
-            action = "bury"
-        if action == "bury":
-            client.bury(job)
-        else:
-            client.delete(job)
-            self.jobs_done += 1
+            action = ("bury",)
+        try:
+            if action[0] == "bury":
+                client.bury(job)
+            elif action[0] == "release":
+                client.release(job, delay=action[1])
+            else:
+                client.delete(job)
+                self.jobs_done += 1
+        except greenstalk.NotFoundError:
+            # beanstalkd no longer has the job (it restarted, or handed the job on after its
+            # TTR): the payment's state is in Redis already, so there is nothing left to do.
+            log.info("Job %d is no longer in beanstalkd; nothing to %s", job.id, action[0])
 
     def run(self, number):
         """One thread's loop: reserve, process, repeat; reconnect with capped backoff on outages."""
@@ -119,9 +150,9 @@ class PaymentWorker:
         log.info("Worker #%d stopped", number)
 
 
-def start_workers(worker, count):
-    """Start count threads running worker.run, numbered from 1 as the seed's logs show."""
-    threads = [threading.Thread(target=worker.run, args=(n,), name=f"worker-{n}") for n in range(1, count + 1)]
+def start_threads(target, count, name):
+    """Start count threads running target(n), numbered from 1 as the seed's logs show."""
+    threads = [threading.Thread(target=target, args=(n,), name=f"{name}-{n}") for n in range(1, count + 1)]
     for thread in threads:
         thread.start()
     return threads

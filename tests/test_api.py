@@ -23,13 +23,16 @@ def test_post_stores_a_pending_payment_queues_its_job_and_points_to_it(client, r
     assert status == 201
     assert body["status"] == "success" and body["message"] == "Payment queued successfully"
     payment = body["data"]
-    assert set(payment) == {"id", "user_id", "amount", "currency", "status", "initiated_at", "updated_at"}
+    assert list(payment) == ["id", "user_id", "amount", "currency", "status", "attempts", "failure_reason",
+                             "initiated_at", "updated_at"]
     assert (payment["user_id"], payment["amount"], payment["currency"], payment["status"]) == \
         ("user_123", 1500, "XAF", "PENDING")
+    assert payment["attempts"] == 0 and payment["failure_reason"] is None
     assert str(uuid.UUID(payment["id"], version=4)) == payment["id"]
     assert payment["initiated_at"].endswith("Z") and payment["updated_at"] == payment["initiated_at"]
     assert headers["Location"] == f"/payments/{payment['id']}"
     assert redis.hget(f"payment:{payment['id']}", "status") == "PENDING"
+    assert redis.zscore("payments:unfinished", payment["id"]) is not None  # the sweeper can find it
     job = tube.reserve(timeout=0)
     assert json.loads(job.body) == {"payment_id": payment["id"]}
 

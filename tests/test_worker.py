@@ -6,10 +6,12 @@ import time
 
 import pytest
 
+from lib.attempts import Attempts
 from lib.config import load_config
-from lib.jobqueue import encode_job
-from lib.payments import COMPLETED, PENDING, PROCESSING, PaymentStore, new_payment
-from lib.worker import PaymentWorker, start_workers
+from lib.jobqueue import encode_job, job_ttr
+from lib.payments import COMPLETED, FAILED, PENDING, PROCESSING, PaymentStore, new_payment
+from lib.processor import SimulatedProcessor, charge_requests, charges_made
+from lib.worker import PaymentWorker, retry_delay, start_threads
 from tests.conftest import SEED_PAYMENT
 
 
@@ -29,9 +31,11 @@ def run_worker(env, redis):
     def run(**settings):
         config = load_config({**env, **{k.upper(): str(v) for k, v in settings.items()}})
         stop = threading.Event()
-        worker = PaymentWorker(config, PaymentStore(redis), stop)
+        attempts = Attempts(redis, job_ttr(config.processing_delay), config.stale_after)
+        processor = SimulatedProcessor(redis, config.processing_delay, config.failure_rate)
+        worker = PaymentWorker(config, attempts, processor, stop)
         stops.append(stop)
-        threads.extend(start_workers(worker, config.max_workers))
+        threads.extend(start_threads(worker.run, config.max_workers, "worker"))
         return worker, stop
 
     yield run
@@ -87,25 +91,35 @@ def test_a_duplicate_job_for_a_completed_payment_changes_nothing(client, redis, 
     assert tube.stats_tube(tube.using())["current-jobs-buried"] == 0
 
 
-def test_a_job_redelivered_after_a_crash_mid_processing_is_finished(redis, tube, run_worker):
-    store = PaymentStore(redis)
+def test_a_job_redelivered_after_a_crash_mid_charge_completes_without_charging_twice(redis, tube, run_worker):
     payment = new_payment("u", "5", "USD")
-    store.add(payment)
-    assert store.set_status(payment["id"], PENDING, PROCESSING) == PENDING  # as a crashed worker left it
-    tube.put(encode_job(payment["id"]))
+    PaymentStore(redis, 60).add(payment)
+    job_id = tube.put(encode_job(payment["id"]))
+    # As a worker killed after the charge landed leaves it: PROCESSING under this job, charged.
+    assert Attempts(redis, 60, 60).begin(payment["id"], str(job_id))[0] == "started"
+    SimulatedProcessor(redis, 0, 0).charge(payment["id"])
     run_worker()
     assert wait_for(lambda: status_of(redis, payment["id"]) == COMPLETED)
+    assert charges_made(redis) == 1 and charge_requests(redis) == 2
+    assert redis.hget(f"payment:{payment['id']}", "attempts") == "2"
 
 
-def test_compare_and_set_never_moves_a_status_from_one_it_did_not_expect(redis):
-    store = PaymentStore(redis)
-    payment = new_payment("u", "5", "USD")
-    store.add(payment)
-    assert store.set_status(payment["id"], PROCESSING, COMPLETED) == PENDING
-    assert status_of(redis, payment["id"]) == PENDING
-    assert store.set_status(payment["id"], PENDING, PROCESSING) == PENDING
-    assert store.set_status(payment["id"], PENDING, PROCESSING) == PROCESSING  # a second taker loses
-    assert store.set_status("00000000-0000-4000-8000-000000000000", PENDING, PROCESSING) is None
+def test_declined_attempts_are_retried_then_the_payment_fails_visibly(client, redis, tube, run_worker):
+    payment_id = client.post_payment(SEED_PAYMENT)[2]["data"]["id"]
+    run_worker(failure_rate=1, max_attempts=2, retry_delay=0)
+    assert wait_for(lambda: status_of(redis, payment_id) == FAILED)
+    stored = client.request("GET", f"/payments/{payment_id}")[2]
+    assert stored["attempts"] == 2 and stored["failure_reason"] == "declined by the simulated processor"
+    assert wait_for(lambda: tube.stats_tube(tube.using())["current-jobs-buried"] == 1)
+    assert charges_made(redis) == 0 and redis.zscore("payments:unfinished", payment_id) is None
+
+
+def test_retry_delays_double_with_jitter_within_bounds():
+    for attempt, (low, high) in enumerate([(1, 1), (1, 2), (2, 4), (4, 8)], start=1):
+        delays = {retry_delay(1, attempt) for _ in range(200)}
+        assert low <= min(delays) and max(delays) <= high
+    assert len({retry_delay(10, 3) for _ in range(200)}) > 1  # jitter spreads them out
+    assert retry_delay(0, 5) == 0
 
 
 def test_stopping_lets_the_job_in_hand_finish(client, redis, run_worker):

@@ -1,0 +1,70 @@
+"""The sweeper: finds unfinished payments whose time is up and queues a job for them again."""
+
+import logging
+
+from lib.jobqueue import QueueUnavailable
+from lib.payments import UNFINISHED_KEY
+from lib.redis_client import REDIS_DOWN_ERRORS
+
+log = logging.getLogger("paypoc.sweeper")
+
+# Claiming pushes each due payment's next check STALE_AFTER into the future in the same atomic
+# step, so two worker processes sweeping at once never both take the same payment.
+CLAIM_DUE_LUA = """
+-- KEYS[1]: the unfinished index (payment id -> when to look at it again, Redis clock seconds)
+-- ARGV[1]: how many to claim at most; ARGV[2]: seconds until a claimed payment is due again
+-- Returns the claimed payment ids.
+local clock = redis.call('TIME')
+local now = tonumber(clock[1])
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, id in ipairs(ids) do
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), id)
+end
+return ids
+"""
+
+BATCH = 500
+
+
+class Sweeper:
+    """Every `interval` seconds, re-queues the payments that have waited longer than STALE_AFTER.
+
+    A payment's job can be lost (beanstalkd restarted without its binlog, or the API could not
+    reach it and answered 201 anyway): Redis still knows the payment is unfinished, and that
+    is enough to queue it again. A duplicate job is harmless: attempts are compare-and-set.
+    """
+
+    def __init__(self, redis, queue, stale_after, stop, interval=1.0):
+        self.queue, self.stale_after, self.stop, self.interval = queue, stale_after, stop, interval
+        self._claim = redis.register_script(CLAIM_DUE_LUA)
+        self._redis = redis
+        self.requeued = 0
+
+    def sweep(self):
+        """One pass: claim the due payments and queue each; return how many were queued."""
+        claimed = self._claim(keys=[UNFINISHED_KEY], args=[BATCH, self.stale_after])
+        for queued, payment_id in enumerate(claimed):
+            try:
+                self.queue.put(payment_id)
+            except QueueUnavailable:
+                # Due again at once, so the next pass retries them as soon as beanstalkd is back.
+                self._redis.zadd(UNFINISHED_KEY, {unqueued: 0 for unqueued in claimed[queued:]})
+                raise
+            self.requeued += 1
+            log.info("Re-queued unfinished payment %s", payment_id)
+        return len(claimed)
+
+    def run(self):
+        """Sweep until stop is set; an outage is logged once and waited out."""
+        down = None
+        while not self.stop.wait(self.interval):
+            try:
+                self.sweep()
+                if down:
+                    log.info("Sweeper: %s is back", down)
+                    down = None
+            except (*REDIS_DOWN_ERRORS, QueueUnavailable) as error:
+                name = "beanstalkd" if isinstance(error, QueueUnavailable) else "Redis"
+                if down != name:
+                    log.warning("Sweeper: %s is unavailable (%s); retrying", name, error)
+                    down = name

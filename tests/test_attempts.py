@@ -1,0 +1,95 @@
+"""Attempts: one lease per payment, taken over by the same job at once, fenced by attempt number."""
+
+import time
+
+import pytest
+
+from lib.attempts import Attempts
+from lib.payments import COMPLETED, FAILED, PENDING, PaymentStore, new_payment
+from lib.processor import ChargeDeclined, SimulatedProcessor, charge_requests, charges_made
+
+
+def stored_payment(redis):
+    payment = new_payment("u", "5", "USD")
+    PaymentStore(redis, stale_after=60).add(payment)
+    return payment["id"]
+
+
+def test_begin_starts_a_pending_payment_and_counts_the_attempt(redis):
+    payment_id = stored_payment(redis)
+    assert Attempts(redis, 60, 60).begin(payment_id, "1") == \
+        ("started", 1, {"user_id": "u", "amount": "5", "currency": "USD"})
+    assert redis.hget(f"payment:{payment_id}", "status") == "PROCESSING"
+
+
+def test_a_different_job_is_busy_while_the_lease_is_live(redis):
+    payment_id = stored_payment(redis)
+    attempts = Attempts(redis, 60, 60)
+    attempts.begin(payment_id, "1")
+    assert attempts.begin(payment_id, "2")[:2] == ("busy", 1)
+
+
+def test_the_same_job_redelivered_takes_over_at_once(redis):
+    payment_id = stored_payment(redis)
+    attempts = Attempts(redis, 60, 60)
+    attempts.begin(payment_id, "1")
+    assert attempts.begin(payment_id, "1")[:2] == ("started", 2)
+
+
+def test_any_job_takes_over_once_the_lease_has_run_out(redis):
+    payment_id = stored_payment(redis)
+    attempts = Attempts(redis, lease_seconds=0.2, stale_after=60)
+    attempts.begin(payment_id, "1")
+    time.sleep(0.3)
+    assert attempts.begin(payment_id, "2")[:2] == ("started", 2)
+
+
+def test_an_attempt_that_lost_its_lease_cannot_end_the_payment(redis):
+    payment_id = stored_payment(redis)
+    attempts = Attempts(redis, 60, 60)
+    attempts.begin(payment_id, "1")
+    attempts.begin(payment_id, "1")  # taken over: attempt 2 holds it now
+    assert attempts.end(payment_id, 1, FAILED, reason="late") == "PROCESSING at attempt 2"
+    assert attempts.end(payment_id, 2, COMPLETED) is None
+    assert redis.hget(f"payment:{payment_id}", "status") == COMPLETED
+
+
+def test_a_finished_payment_never_moves_again(redis):
+    payment_id = stored_payment(redis)
+    attempts = Attempts(redis, 60, 60)
+    attempts.begin(payment_id, "1")
+    attempts.end(payment_id, 1, COMPLETED)
+    assert attempts.begin(payment_id, "9")[:2] == (COMPLETED, 1)
+    assert attempts.end(payment_id, 1, PENDING) is not None
+    assert redis.hget(f"payment:{payment_id}", "status") == COMPLETED
+    assert redis.zscore("payments:unfinished", payment_id) is None
+
+
+def test_a_retry_puts_the_payment_back_to_pending_and_due_later(redis):
+    payment_id = stored_payment(redis)
+    attempts = Attempts(redis, 60, stale_after=60)
+    attempts.begin(payment_id, "1")
+    before = time.time()
+    assert attempts.end(payment_id, 1, PENDING, retry_in=4) is None
+    assert redis.hget(f"payment:{payment_id}", "status") == PENDING
+    assert before + 60 + 4 - 1 <= redis.zscore("payments:unfinished", payment_id) <= time.time() + 64 + 1
+
+
+def test_an_unknown_payment_is_missing(redis):
+    assert Attempts(redis, 60, 60).begin("00000000-0000-4000-8000-000000000000", "1")[0] == "missing"
+
+
+def test_the_processor_charges_a_payment_once_however_often_it_is_asked(redis):
+    processor = SimulatedProcessor(redis, delay=0, failure_rate=0)
+    first = processor.charge("p1")
+    assert processor.charge("p1") == first and processor.charge("p2") != first
+    assert charges_made(redis) == 2 and charge_requests(redis) == 3
+
+
+def test_a_charged_payment_is_never_declined_afterwards(redis):
+    SimulatedProcessor(redis, 0, 0).charge("p1")
+    always_declines = SimulatedProcessor(redis, 0, failure_rate=1)
+    assert always_declines.charge("p1").startswith("ch_")  # the first answer, replayed
+    with pytest.raises(ChargeDeclined):
+        always_declines.charge("p2")
+    assert charges_made(redis) == 1

@@ -1,0 +1,76 @@
+"""The sweeper re-queues unfinished payments whose time is up, each claimed by one sweeper only."""
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from lib.jobqueue import JobQueue, QueueUnavailable
+from lib.local_servers import free_port
+from lib.payments import UNFINISHED_KEY, PaymentStore, new_payment
+from lib.sweeper import Sweeper
+
+
+@pytest.fixture
+def queue(env):
+    host, port = env["BEANSTALK_ADDR"].split(":")
+    return JobQueue((host, int(port)), env["BEANSTALK_TUBE"], ttr=60)
+
+
+def add_payments(redis, count, stale_after=60):
+    store = PaymentStore(redis, stale_after)
+    ids = []
+    for _ in range(count):
+        payment = new_payment("u", "1", "USD")
+        store.add(payment)
+        ids.append(payment["id"])
+    return store, ids
+
+
+def queued_ids(tube):
+    ids = []
+    while tube.stats_tube(tube.using())["current-jobs-ready"]:
+        job = tube.reserve(timeout=0)
+        ids.append(json.loads(job.body)["payment_id"])
+        tube.delete(job)
+    return ids
+
+
+def test_only_payments_past_their_time_are_requeued(redis, queue, tube):
+    store, (due, fresh) = add_payments(redis, 2)
+    store.mark_due(due)
+    assert Sweeper(redis, queue, 60, threading.Event()).sweep() == 1
+    assert queued_ids(tube) == [due]
+    # Claimed payments are due again only after another STALE_AFTER.
+    assert redis.zscore(UNFINISHED_KEY, due) >= time.time() + 55
+    assert Sweeper(redis, queue, 60, threading.Event()).sweep() == 0
+
+
+def test_a_payment_left_pending_longer_than_stale_after_is_requeued(redis, queue, tube):
+    _, ids = add_payments(redis, 1, stale_after=1)
+    sweeper = Sweeper(redis, queue, 1, threading.Event())
+    assert sweeper.sweep() == 0
+    time.sleep(2.1)  # Redis TIME has whole-second scores here: past 1 s for certain
+    assert sweeper.sweep() == 1 and queued_ids(tube) == ids
+
+
+def test_concurrent_sweepers_never_claim_the_same_payment(redis, queue, tube):
+    store, ids = add_payments(redis, 200)
+    for payment_id in ids:
+        store.mark_due(payment_id)
+    sweepers = [Sweeper(redis, queue, 60, threading.Event()) for _ in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        counts = list(pool.map(lambda sweeper: sweeper.sweep(), sweepers))
+    assert sum(counts) == 200 and sorted(queued_ids(tube)) == sorted(ids)
+
+
+def test_payments_that_could_not_be_queued_stay_due(redis, env):
+    store, ids = add_payments(redis, 3)
+    for payment_id in ids:
+        store.mark_due(payment_id)
+    nowhere = JobQueue(("127.0.0.1", free_port()), env["BEANSTALK_TUBE"], ttr=60)
+    with pytest.raises(QueueUnavailable):
+        Sweeper(redis, nowhere, 60, threading.Event()).sweep()
+    assert [redis.zscore(UNFINISHED_KEY, payment_id) for payment_id in ids] == [0, 0, 0]
