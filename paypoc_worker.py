@@ -36,7 +36,7 @@ def main():
     # opens its own beanstalkd connection (a greenstalk client is not).
     redis = open_redis(config.redis_url)
     ttr = job_ttr(config.processing_delay)
-    attempts = Attempts(redis, lease_seconds=ttr, stale_after=config.stale_after)
+    attempts = Attempts(redis, lease_seconds=ttr)
     processor = SimulatedProcessor(redis, config.processing_delay, config.failure_rate)
     worker = PaymentWorker(config, attempts, processor, stop)
     sweeper = Sweeper(redis, JobQueue(config.beanstalk_addr, config.beanstalk_tube, ttr), config.stale_after, stop)

@@ -104,5 +104,5 @@ UNAVAILABLE = [
 def create_app(config, redis, queue):
     """The WSGI app, given the parsed config, a redis-py client and a JobQueue."""
     limiter = TokenBucket(redis, config.rate_limit, config.rate_limit_window)
-    payments = PaymentStore(redis, config.stale_after)
+    payments = PaymentStore(redis)
     return App(ROUTES, Services(redis, payments, limiter, queue), UNAVAILABLE)

@@ -8,8 +8,7 @@ from lib.payments import UNFINISHED_KEY, payment_key, utc_now
 # once, and so does any job once the lease has run out.
 BEGIN_LUA = """
 -- KEYS[1]: the payment hash; KEYS[2]: the unfinished index
--- ARGV[1]: payment id; ARGV[2]: job id; ARGV[3]: lease seconds (the job's TTR);
--- ARGV[4]: seconds after the lease ends before the sweeper looks again; ARGV[5]: updated_at
+-- ARGV[1]: payment id; ARGV[2]: job id; ARGV[3]: lease seconds (the job's TTR); ARGV[4]: updated_at
 -- Returns {outcome, attempts, user_id, amount, currency}, outcome one of: started, busy,
 -- missing, COMPLETED, FAILED (the payment's fields come along to save a round trip).
 local p = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'job_id', 'lease_until', 'user_id', 'amount', 'currency')
@@ -28,8 +27,8 @@ end
 attempts = attempts + 1
 local lease_until = now + tonumber(ARGV[3])
 redis.call('HSET', KEYS[1], 'status', 'PROCESSING', 'attempts', attempts, 'job_id', ARGV[2],
-           'lease_until', string.format('%.6f', lease_until), 'updated_at', ARGV[5])
-redis.call('ZADD', KEYS[2], lease_until + tonumber(ARGV[4]), ARGV[1])
+           'lease_until', string.format('%.6f', lease_until), 'updated_at', ARGV[4])
+redis.call('ZADD', KEYS[2], lease_until, ARGV[1])
 return {'started', attempts, p[5], p[6], p[7]}
 """
 
@@ -39,7 +38,7 @@ END_LUA = """
 -- KEYS[1]: the payment hash; KEYS[2]: the unfinished index
 -- ARGV[1]: payment id; ARGV[2]: attempt number; ARGV[3]: new status (PENDING, COMPLETED, FAILED);
 -- ARGV[4]: updated_at; ARGV[5]: failure reason ('' for none);
--- ARGV[6]: for PENDING, seconds until the sweeper may re-queue it
+-- ARGV[6]: for PENDING, seconds until the retry is due
 -- Returns 'ok', or the status and attempt found when this attempt no longer holds the payment.
 local p = redis.call('HMGET', KEYS[1], 'status', 'attempts')
 if p[1] ~= 'PROCESSING' or p[2] ~= ARGV[2] then
@@ -63,9 +62,8 @@ return 'ok'
 class Attempts:
     """Begins and ends processing attempts on payments."""
 
-    def __init__(self, redis, lease_seconds, stale_after):
+    def __init__(self, redis, lease_seconds):
         self.lease_seconds = lease_seconds
-        self.stale_after = stale_after
         self._begin = redis.register_script(BEGIN_LUA)
         self._end = redis.register_script(END_LUA)
 
@@ -77,12 +75,12 @@ class Attempts:
         """
         outcome, attempt, *fields = self._begin(
             keys=[payment_key(payment_id), UNFINISHED_KEY],
-            args=[payment_id, job_id, self.lease_seconds, self.stale_after, utc_now()])
+            args=[payment_id, job_id, self.lease_seconds, utc_now()])
         payment = dict(zip(("user_id", "amount", "currency"), fields)) if fields else None
         return outcome, attempt, payment
 
     def end(self, payment_id, attempt, status, reason="", retry_in=0):
         """End attempt number `attempt` with status; return None, or why it no longer could."""
         result = self._end(keys=[payment_key(payment_id), UNFINISHED_KEY],
-                           args=[payment_id, attempt, status, utc_now(), reason, retry_in + self.stale_after])
+                           args=[payment_id, attempt, status, utc_now(), reason, retry_in])
         return None if result == "ok" else result

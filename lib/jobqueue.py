@@ -12,9 +12,18 @@ import greenstalk
 QUEUE_ERRORS = (OSError, greenstalk.Error)
 
 
+# What an attempt may take beyond the processing delay: a few Redis and beanstalkd round trips,
+# each bounded by a 1 s timeout, with room to spare.
+TTR_MARGIN = 10
+
+
 def job_ttr(processing_delay):
-    """Seconds a worker may hold a job before beanstalkd hands it to another: well over the delay."""
-    return math.ceil(processing_delay) + 60
+    """Seconds a worker may hold a job before beanstalkd hands it to another: well over the delay.
+
+    It is also the lease on a payment being processed, so it bounds how long a payment whose
+    worker and job were both lost stays PROCESSING before the sweeper takes it up again.
+    """
+    return math.ceil(processing_delay) + TTR_MARGIN
 
 
 class QueueUnavailable(Exception):

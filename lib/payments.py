@@ -7,16 +7,16 @@ from decimal import Decimal
 PENDING, PROCESSING, COMPLETED, FAILED = "PENDING", "PROCESSING", "COMPLETED", "FAILED"
 FIELDS = ("id", "user_id", "amount", "currency", "status", "attempts", "failure_reason",
           "initiated_at", "updated_at")
-# A sorted set of unfinished payment ids, scored by when (Redis clock, seconds) the sweeper
-# should look at each again: a payment whose job was lost is found there and queued again.
+# A sorted set of unfinished payment ids, each scored with the time (Redis clock, seconds) from
+# which it is expected to make progress: created, retry due, lease over. The sweeper queues
+# again those still there STALE_AFTER seconds later: that is how a lost job is found.
 UNFINISHED_KEY = "payments:unfinished"
 
 ADD_LUA = """
 -- KEYS[1]: the new payment's hash; KEYS[2]: the unfinished index
--- ARGV[1]: payment id; ARGV[2]: seconds until the sweeper may re-queue it; ARGV[3..]: field, value...
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-local clock = redis.call('TIME')
-redis.call('ZADD', KEYS[2], tonumber(clock[1]) + tonumber(ARGV[2]), ARGV[1])
+-- ARGV[1]: payment id; ARGV[2..]: field, value, field, value...
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('ZADD', KEYS[2], redis.call('TIME')[1], ARGV[1])
 return 1
 """
 
@@ -57,21 +57,21 @@ def to_json(payment):
 class PaymentStore:
     """Reads and writes payments; Redis is the source of truth for every payment's status."""
 
-    def __init__(self, redis, stale_after):
+    def __init__(self, redis):
         self._redis = redis
-        self.stale_after = stale_after
         self._add = redis.register_script(ADD_LUA)
 
     def add(self, payment):
         """Store a new payment and index it as unfinished, in one atomic step."""
         fields = [item for pair in payment.items() for item in pair]
         self._add(keys=[payment_key(payment["id"]), UNFINISHED_KEY],
-                  args=[payment["id"], self.stale_after, *fields])
+                  args=[payment["id"], *fields])
 
     def get(self, payment_id):
         """The stored payment (internal fields included), or None when there is none with that id."""
         return self._redis.hgetall(payment_key(payment_id)) or None
 
     def mark_due(self, payment_id):
-        """Ask the sweeper to queue this payment at its next pass (its job could not be queued)."""
+        """Ask the sweeper to queue this payment at its next pass (its job could not be queued):
+        a score of 0 is older than any cut-off."""
         self._redis.zadd(UNFINISHED_KEY, {payment_id: 0})

@@ -8,17 +8,17 @@ from lib.redis_client import REDIS_DOWN_ERRORS
 
 log = logging.getLogger("paypoc.sweeper")
 
-# Claiming pushes each due payment's next check STALE_AFTER into the future in the same atomic
-# step, so two worker processes sweeping at once never both take the same payment.
-CLAIM_DUE_LUA = """
--- KEYS[1]: the unfinished index (payment id -> when to look at it again, Redis clock seconds)
--- ARGV[1]: how many to claim at most; ARGV[2]: seconds until a claimed payment is due again
+# Claiming re-stamps each stale payment with the current time in the same atomic step, so two
+# worker processes sweeping at once never both take it, and it is stale again only after
+# another STALE_AFTER.
+CLAIM_STALE_LUA = """
+-- KEYS[1]: the unfinished index (payment id -> since when it should be making progress)
+-- ARGV[1]: how many to claim at most; ARGV[2]: STALE_AFTER, in seconds
 -- Returns the claimed payment ids.
-local clock = redis.call('TIME')
-local now = tonumber(clock[1])
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+local now = tonumber(redis.call('TIME')[1])
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]), 'LIMIT', 0, tonumber(ARGV[1]))
 for _, id in ipairs(ids) do
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), id)
+  redis.call('ZADD', KEYS[1], now, id)
 end
 return ids
 """
@@ -36,12 +36,12 @@ class Sweeper:
 
     def __init__(self, redis, queue, stale_after, stop, interval=1.0):
         self.queue, self.stale_after, self.stop, self.interval = queue, stale_after, stop, interval
-        self._claim = redis.register_script(CLAIM_DUE_LUA)
+        self._claim = redis.register_script(CLAIM_STALE_LUA)
         self._redis = redis
         self.requeued = 0
 
     def sweep(self):
-        """One pass: claim the due payments and queue each; return how many were queued."""
+        """One pass: claim the stale payments and queue each; return how many were claimed."""
         claimed = self._claim(keys=[UNFINISHED_KEY], args=[BATCH, self.stale_after])
         for queued, payment_id in enumerate(claimed):
             try:

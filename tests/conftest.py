@@ -14,6 +14,7 @@ from lib.config import load_config
 from lib.jobqueue import JobQueue, job_ttr
 from lib.local_servers import LocalServer, beanstalkd_command, free_port, redis_command, require
 from lib.redis_client import open_redis
+from tests.processes import Process, answers, wait_for
 
 SEED_PAYMENT = {"user_Id": "user_123", "amount": 1500, "currency": "XAF"}
 
@@ -119,3 +120,40 @@ def make_client(redis, env):
 @pytest.fixture
 def client(make_client):
     return make_client()
+
+
+@pytest.fixture
+def launch(env, tmp_path):
+    """launch(script, **settings) starts paypoc.py or paypoc_worker.py; all are killed at teardown."""
+    processes = []
+
+    def start(script, **settings):
+        process = Process(script, {**env, **{k.upper(): str(v) for k, v in settings.items()}},
+                          tmp_path / f"{script}-{len(processes)}.log")
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        if process.popen.poll() is None:
+            process.popen.kill()
+            process.popen.wait()
+
+
+@pytest.fixture
+def start_api(launch):
+    """start_api(**settings): a running API on a free port; returns its base URL."""
+
+    def start(**settings):
+        port = free_port()
+        launch("paypoc.py", port=port, **settings)
+        base = f"http://127.0.0.1:{port}"
+        assert wait_for(lambda: answers(f"{base}/health")), "the API did not start"
+        return base
+
+    return start
+
+
+@pytest.fixture
+def api(start_api):
+    return start_api()

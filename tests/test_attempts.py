@@ -11,34 +11,34 @@ from lib.processor import ChargeDeclined, SimulatedProcessor, charge_requests, c
 
 def stored_payment(redis):
     payment = new_payment("u", "5", "USD")
-    PaymentStore(redis, stale_after=60).add(payment)
+    PaymentStore(redis).add(payment)
     return payment["id"]
 
 
 def test_begin_starts_a_pending_payment_and_counts_the_attempt(redis):
     payment_id = stored_payment(redis)
-    assert Attempts(redis, 60, 60).begin(payment_id, "1") == \
+    assert Attempts(redis, 60).begin(payment_id, "1") == \
         ("started", 1, {"user_id": "u", "amount": "5", "currency": "USD"})
     assert redis.hget(f"payment:{payment_id}", "status") == "PROCESSING"
 
 
 def test_a_different_job_is_busy_while_the_lease_is_live(redis):
     payment_id = stored_payment(redis)
-    attempts = Attempts(redis, 60, 60)
+    attempts = Attempts(redis, 60)
     attempts.begin(payment_id, "1")
     assert attempts.begin(payment_id, "2")[:2] == ("busy", 1)
 
 
 def test_the_same_job_redelivered_takes_over_at_once(redis):
     payment_id = stored_payment(redis)
-    attempts = Attempts(redis, 60, 60)
+    attempts = Attempts(redis, 60)
     attempts.begin(payment_id, "1")
     assert attempts.begin(payment_id, "1")[:2] == ("started", 2)
 
 
 def test_any_job_takes_over_once_the_lease_has_run_out(redis):
     payment_id = stored_payment(redis)
-    attempts = Attempts(redis, lease_seconds=0.2, stale_after=60)
+    attempts = Attempts(redis, lease_seconds=0.2)
     attempts.begin(payment_id, "1")
     time.sleep(0.3)
     assert attempts.begin(payment_id, "2")[:2] == ("started", 2)
@@ -46,7 +46,7 @@ def test_any_job_takes_over_once_the_lease_has_run_out(redis):
 
 def test_an_attempt_that_lost_its_lease_cannot_end_the_payment(redis):
     payment_id = stored_payment(redis)
-    attempts = Attempts(redis, 60, 60)
+    attempts = Attempts(redis, 60)
     attempts.begin(payment_id, "1")
     attempts.begin(payment_id, "1")  # taken over: attempt 2 holds it now
     assert attempts.end(payment_id, 1, FAILED, reason="late") == "PROCESSING at attempt 2"
@@ -56,7 +56,7 @@ def test_an_attempt_that_lost_its_lease_cannot_end_the_payment(redis):
 
 def test_a_finished_payment_never_moves_again(redis):
     payment_id = stored_payment(redis)
-    attempts = Attempts(redis, 60, 60)
+    attempts = Attempts(redis, 60)
     attempts.begin(payment_id, "1")
     attempts.end(payment_id, 1, COMPLETED)
     assert attempts.begin(payment_id, "9")[:2] == (COMPLETED, 1)
@@ -65,18 +65,25 @@ def test_a_finished_payment_never_moves_again(redis):
     assert redis.zscore("payments:unfinished", payment_id) is None
 
 
-def test_a_retry_puts_the_payment_back_to_pending_and_due_later(redis):
+def test_a_retry_puts_the_payment_back_to_pending_stamped_with_when_it_is_due(redis):
     payment_id = stored_payment(redis)
-    attempts = Attempts(redis, 60, stale_after=60)
+    attempts = Attempts(redis, 60)
     attempts.begin(payment_id, "1")
     before = time.time()
     assert attempts.end(payment_id, 1, PENDING, retry_in=4) is None
     assert redis.hget(f"payment:{payment_id}", "status") == PENDING
-    assert before + 60 + 4 - 1 <= redis.zscore("payments:unfinished", payment_id) <= time.time() + 64 + 1
+    assert before + 4 - 1 <= redis.zscore("payments:unfinished", payment_id) <= time.time() + 4 + 1
+
+
+def test_an_attempt_is_stamped_with_the_end_of_its_lease(redis):
+    payment_id = stored_payment(redis)
+    before = time.time()
+    Attempts(redis, lease_seconds=30).begin(payment_id, "1")
+    assert before + 30 - 1 <= redis.zscore("payments:unfinished", payment_id) <= time.time() + 30 + 1
 
 
 def test_an_unknown_payment_is_missing(redis):
-    assert Attempts(redis, 60, 60).begin("00000000-0000-4000-8000-000000000000", "1")[0] == "missing"
+    assert Attempts(redis, 60).begin("00000000-0000-4000-8000-000000000000", "1")[0] == "missing"
 
 
 def test_the_processor_charges_a_payment_once_however_often_it_is_asked(redis):

@@ -31,7 +31,7 @@ def run_worker(env, redis):
     def run(**settings):
         config = load_config({**env, **{k.upper(): str(v) for k, v in settings.items()}})
         stop = threading.Event()
-        attempts = Attempts(redis, job_ttr(config.processing_delay), config.stale_after)
+        attempts = Attempts(redis, job_ttr(config.processing_delay))
         processor = SimulatedProcessor(redis, config.processing_delay, config.failure_rate)
         worker = PaymentWorker(config, attempts, processor, stop)
         stops.append(stop)
@@ -93,10 +93,10 @@ def test_a_duplicate_job_for_a_completed_payment_changes_nothing(client, redis, 
 
 def test_a_job_redelivered_after_a_crash_mid_charge_completes_without_charging_twice(redis, tube, run_worker):
     payment = new_payment("u", "5", "USD")
-    PaymentStore(redis, 60).add(payment)
+    PaymentStore(redis).add(payment)
     job_id = tube.put(encode_job(payment["id"]))
     # As a worker killed after the charge landed leaves it: PROCESSING under this job, charged.
-    assert Attempts(redis, 60, 60).begin(payment["id"], str(job_id))[0] == "started"
+    assert Attempts(redis, 60).begin(payment["id"], str(job_id))[0] == "started"
     SimulatedProcessor(redis, 0, 0).charge(payment["id"])
     run_worker()
     assert wait_for(lambda: status_of(redis, payment["id"]) == COMPLETED)

@@ -1,0 +1,165 @@
+"""Delivery guarantees, proved on the real processes: kill -9, lost jobs, outages, failures, chaos."""
+
+import json
+import signal
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import greenstalk
+import pytest
+
+from lib.local_servers import LocalServer, beanstalkd_command, free_port, redis_command
+from lib.processor import charge_requests, charges_made
+from lib.redis_client import open_redis
+from tests.processes import http, wait_for
+
+
+@pytest.fixture
+def stack(tmp_path):
+    """A Redis (append-only file) and a beanstalkd (no binlog) of this test's own, to break at will."""
+    redis_port, beanstalk_port = free_port(), free_port()
+    (tmp_path / "redis").mkdir()
+    servers = {
+        "redis": LocalServer("redis", redis_port, redis_command(redis_port, str(tmp_path / "redis")),
+                             str(tmp_path / "redis.log")),
+        "beanstalkd": LocalServer("beanstalkd", beanstalk_port, beanstalkd_command(beanstalk_port),
+                                  str(tmp_path / "beanstalkd.log")),
+    }
+    for server in servers.values():
+        server.start()
+    yield servers
+    for server in servers.values():
+        server.stop()
+
+
+@pytest.fixture
+def env(stack):
+    """Overrides conftest's env: the processes under test use this test's own servers."""
+    return {"REDIS_URL": f"redis://127.0.0.1:{stack['redis'].port}/0",
+            "BEANSTALK_ADDR": f"127.0.0.1:{stack['beanstalkd'].port}",
+            "BEANSTALK_TUBE": "payment_jobs", "RATE_LIMIT": "1000", "PROCESSING_DELAY": "0"}
+
+
+@pytest.fixture
+def store(stack):
+    return open_redis(f"redis://127.0.0.1:{stack['redis'].port}/0")
+
+
+def post(api, user="u"):
+    return http("POST", f"{api}/payments", {"user_id": user, "amount": "10.5", "currency": "EUR"})
+
+
+def status(api, payment_id):
+    return http("GET", f"{api}/payments/{payment_id}")[2]["status"]
+
+
+def all_completed(api, ids):
+    return all(status(api, payment_id) == "COMPLETED" for payment_id in ids)
+
+
+def tube_stats(stack):
+    with greenstalk.Client(("127.0.0.1", stack["beanstalkd"].port)) as client:
+        return client.stats_tube("payment_jobs")
+
+
+def test_kill_9_mid_charge_then_a_new_worker_completes_it_charged_once(api, launch, store):
+    worker = launch("paypoc_worker.py", processing_delay=3)
+    payment_id = post(api)[2]["data"]["id"]
+    # The charge has landed at the processor, the answer has not come back: kill now.
+    assert wait_for(lambda: charge_requests(store) == 1 and status(api, payment_id) == "PROCESSING")
+    worker.stop(signal.SIGKILL)
+    launch("paypoc_worker.py", processing_delay=0.1)
+    assert wait_for(lambda: status(api, payment_id) == "COMPLETED")
+    assert charges_made(store) == 1 and charge_requests(store) == 2  # asked twice, charged once
+    assert http("GET", f"{api}/payments/{payment_id}")[2]["attempts"] == 2
+
+
+def test_jobs_lost_by_a_beanstalkd_restart_are_requeued_after_stale_after(api, launch, stack, store):
+    ids = [post(api)[2]["data"]["id"] for _ in range(50)]
+    assert tube_stats(stack)["current-jobs-ready"] == 50
+    stack["beanstalkd"].stop()
+    stack["beanstalkd"].start()  # no binlog: every job is gone
+    worker = launch("paypoc_worker.py", max_workers=4, stale_after=1)
+    assert wait_for(lambda: all_completed(api, ids), timeout=30)
+    assert charges_made(store) == 50
+    assert worker.output().count("Re-queued unfinished payment") >= 50
+
+
+def test_a_redis_outage_mid_processing_is_ridden_out(api, launch, stack, store):
+    ids = [post(api)[2]["data"]["id"] for _ in range(10)]
+    worker = launch("paypoc_worker.py", max_workers=2, processing_delay=0.5)
+    assert wait_for(lambda: charge_requests(store) >= 2)
+    stack["redis"].stop()  # SIGTERM: Redis writes its append-only file before exiting
+    cpu_before = worker.cpu_seconds()
+    time.sleep(3)
+    cpu_during = worker.cpu_seconds() - cpu_before
+    stack["redis"].start()
+    assert wait_for(lambda: all_completed(api, ids), timeout=30)
+    assert worker.popen.poll() is None  # still running
+    assert charges_made(store) == 10
+    assert cpu_during < 1.0  # it waited; a spinning thread would burn ~3 s of CPU here
+    # One line per thread (two workers, one sweeper) per outage, not one per retry.
+    outage_lines = [line for line in worker.output().splitlines()
+                    if "Redis is unavailable (" in line and "Releasing" not in line]
+    assert 1 <= len(outage_lines) <= 3
+
+
+def test_a_payment_that_always_fails_ends_failed_after_max_attempts_with_its_job_buried(api, launch, store, stack):
+    launch("paypoc_worker.py", failure_rate=1, max_attempts=3, retry_delay=1)
+    payment_id = post(api)[2]["data"]["id"]
+    assert wait_for(lambda: status(api, payment_id) == "FAILED", timeout=30)
+    payment = http("GET", f"{api}/payments/{payment_id}")[2]
+    assert payment["attempts"] == 3 and payment["failure_reason"] == "declined by the simulated processor"
+    assert charge_requests(store) == 3 and charges_made(store) == 0
+    assert wait_for(lambda: tube_stats(stack)["current-jobs-buried"] == 1)
+
+
+def test_a_poison_job_is_buried_and_the_next_payment_still_completes(api, launch, stack):
+    with greenstalk.Client(("127.0.0.1", stack["beanstalkd"].port), use="payment_jobs") as client:
+        client.put("this is not a payment job")
+    worker = launch("paypoc_worker.py")
+    payment_id = post(api)[2]["data"]["id"]
+    assert wait_for(lambda: status(api, payment_id) == "COMPLETED")
+    assert tube_stats(stack)["current-jobs-buried"] == 1
+    assert worker.popen.poll() is None and "Burying job" in worker.output()
+
+
+def test_chaos_every_accepted_payment_completes_and_is_charged_exactly_once(start_api, launch, stack, store):
+    api = start_api(threads=16)
+    settings = {"max_workers": 4, "processing_delay": 0.05, "stale_after": 1}
+    workers = [launch("paypoc_worker.py", **settings)]
+    chaos_done = threading.Event()
+
+    def chaos():
+        for round_ in range(3):
+            time.sleep(0.4)
+            workers[-1].stop(signal.SIGKILL)
+            if round_ == 1:
+                stack["beanstalkd"].stop()
+                stack["beanstalkd"].start()  # empty again: its jobs are lost
+            workers.append(launch("paypoc_worker.py", **settings))
+        chaos_done.set()
+
+    threading.Thread(target=chaos).start()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(lambda n: post(api, user=f"user-{n % 30}"), range(300)))
+    assert chaos_done.wait(30)
+    accepted = [body["data"]["id"] for code, _, body in answers if code == 201]
+    assert len(accepted) == 300  # beanstalkd being down does not refuse a payment
+    completed = wait_for(lambda: all_completed(api, accepted), timeout=60)
+    assert completed, {payment_id: status(api, payment_id) for payment_id in accepted
+                       if status(api, payment_id) != "COMPLETED"}
+    assert charges_made(store) == 300
+    assert charge_requests(store) >= 300
+
+
+def test_a_payment_taken_while_beanstalkd_is_down_is_queued_once_it_is_back(api, launch, stack):
+    stack["beanstalkd"].stop()
+    status_code, _, body = post(api)
+    assert status_code == 201 and body["data"]["status"] == "PENDING"  # the outbox: Redis has it
+    stack["beanstalkd"].start()
+    worker = launch("paypoc_worker.py")  # default STALE_AFTER: the API marked it due at once
+    assert wait_for(lambda: status(api, body["data"]["id"]) == "COMPLETED")
+    assert f"Re-queued unfinished payment {body['data']['id']}" in worker.output()
