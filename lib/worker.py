@@ -58,7 +58,7 @@ class PaymentWorker:
         try:
             self.processor.charge(payment_id)  # idempotent by payment id: a retry never charges twice
         except ChargeDeclined as declined:
-            return self._declined(job, payment_id, attempt, str(declined))
+            return self._declined(payment_id, attempt, str(declined))
         lost = self.attempts.end(payment_id, attempt, COMPLETED)
         if lost:
             log.warning("Payment %s: attempt %d lost its lease (now %s); leaving it", payment_id, attempt, lost)
@@ -66,11 +66,12 @@ class PaymentWorker:
         log.info("Payment %s processed successfully", payment_id)
         return ("delete",)
 
-    def _declined(self, job, payment_id, attempt, reason):
+    def _declined(self, payment_id, attempt, reason):
+        """A declined attempt: retry later, or, at the last attempt, FAILED."""
         if attempt >= self.max_attempts:
-            lost = self.attempts.end(payment_id, attempt, FAILED, reason=reason)
-            if not lost:
-                log.warning("Payment %s failed after %d attempts: %s", payment_id, attempt, reason)
+            if self.attempts.end(payment_id, attempt, FAILED, reason=reason):
+                return ("delete",)  # lost the lease: the newer attempt decides
+            log.warning("Payment %s failed after %d attempts: %s", payment_id, attempt, reason)
             return ("bury",)  # kept where the beanstalkd UI shows it
         delay = retry_delay(self.retry_base, attempt)
         lost = self.attempts.end(payment_id, attempt, PENDING, retry_in=delay)
