@@ -5,12 +5,11 @@ import os
 import signal
 import sys
 
-import waitress
-
 from lib.api import create_app
 from lib.config import configure_logging, load_config_or_exit
+from lib.http_server import create_server
 from lib.jobqueue import JobQueue, job_ttr
-from lib.redis_client import open_redis
+from lib.redis_client import mask_url, open_redis
 
 log = logging.getLogger("paypoc.api")
 
@@ -24,10 +23,9 @@ def main():
     app = create_app(config, redis, queue)
     # waitress stops cleanly on SystemExit; as PID 1 in a container, SIGTERM would otherwise be ignored.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    server = waitress.create_server(app, host=config.host, port=config.port, threads=config.threads,
-                                    ident="paypoc")
+    server = create_server(app, config)
     log.info("API listening on http://%s:%d (threads=%d, redis=%s, beanstalkd=%s:%d tube %s)",
-             config.host, config.port, config.threads, config.redis_url, *config.beanstalk_addr,
+             config.host, config.port, config.threads, mask_url(config.redis_url), *config.beanstalk_addr,
              config.beanstalk_tube)
     server.run()
     log.info("API stopped")

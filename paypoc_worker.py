@@ -10,7 +10,7 @@ from lib.attempts import Attempts
 from lib.config import configure_logging, load_config_or_exit
 from lib.jobqueue import JobQueue, job_ttr
 from lib.processor import SimulatedProcessor
-from lib.redis_client import open_redis
+from lib.redis_client import mask_url, open_redis
 from lib.sweeper import Sweeper
 from lib.worker import PaymentWorker, start_threads
 
@@ -41,7 +41,7 @@ def main():
     worker = PaymentWorker(config, attempts, processor, stop)
     sweeper = Sweeper(redis, JobQueue(config.beanstalk_addr, config.beanstalk_tube, ttr), config.stale_after, stop)
     log.info("Worker started: %d thread(s), redis=%s, beanstalkd=%s:%d tube %s", config.max_workers,
-             config.redis_url, *config.beanstalk_addr, config.beanstalk_tube)
+             mask_url(config.redis_url), *config.beanstalk_addr, config.beanstalk_tube)
     threads = start_threads(worker.run, config.max_workers, "worker")
     threads.append(threading.Thread(target=sweeper.run, name="sweeper"))
     threads[-1].start()

@@ -4,10 +4,12 @@ import logging
 from typing import NamedTuple
 
 from lib.http_error import HTTPError
+from lib.idempotency import IdempotencyStore, Stored, fingerprint, parse_key
 from lib.jobqueue import JobQueue, QueueUnavailable
+from lib.jsonio import dumps, parse_json
 from lib.payments import PaymentStore, is_payment_id, new_payment, to_json
 from lib.ratelimit import TokenBucket
-from lib.redis_client import REDIS_DOWN_ERRORS
+from lib.redis_client import REDIS_DOWN_ERRORS, describe
 from lib.validation import parse_payment_request
 from lib.wsgi import App, Response
 
@@ -23,6 +25,7 @@ class Services(NamedTuple):
     payments: PaymentStore
     limiter: TokenBucket
     queue: JobQueue
+    idempotency: IdempotencyStore
 
 
 def health(services, request):
@@ -39,7 +42,7 @@ def ready(services, request):
             ping()
             body[name] = "up"
         except (*REDIS_DOWN_ERRORS, QueueUnavailable) as error:
-            log.warning("readiness: %s is down: %s", name, error)
+            log.warning("readiness: %s is down: %s", name, describe(error))
             body[name] = "down"
     if "down" in body.values():
         body["status"] = "UNAVAILABLE"
@@ -48,22 +51,40 @@ def ready(services, request):
 
 
 def create_payment(services, request):
-    """Validate, rate-limit, store as PENDING, queue the job; answer 201 with the payment."""
+    """Validate, honour an Idempotency-Key, rate-limit, store as PENDING, queue; answer 201."""
     headers = [("RateLimit-Policy", services.limiter.policy_header)]
     try:
         user_id, amount, currency = parse_payment_request(request.json())
-        # Validation comes first so that a bad request changes nothing, its token included.
-        decision = services.limiter.take(user_id)
-        headers.append(("RateLimit", services.limiter.header(decision)))
-        if not decision.allowed:
-            raise HTTPError(429, RATE_LIMITED, [("Retry-After", str(decision.retry_after))])
-        payment = new_payment(user_id, amount, currency)
-        # Stored (and indexed as unfinished) before it is queued, so a worker never takes a
-        # job whose payment is missing, and a job that never makes it is found by the sweeper.
-        services.payments.add(payment)
+        key = parse_key(request.header("Idempotency-Key"))
+        if key is None:
+            return _accept(services, user_id, amount, currency, headers)
+        # Claimed before the rate limit, so a replay (or a 409 / 422) spends no token.
+        replay = services.idempotency.claim(user_id, key, fingerprint(user_id, amount, currency))
+        if replay:
+            return Response(replay.status, parse_json(replay.body.encode()),
+                            headers + [("Location", replay.location), ("Idempotent-Replayed", "true")])
+        try:
+            response = _accept(services, user_id, amount, currency, headers)
+        except BaseException:
+            _forget(services, user_id, key)
+            raise
+        _remember(services, user_id, key, response)
+        return response
     except HTTPError as error:
         error.headers[:0] = headers
         raise
+
+
+def _accept(services, user_id, amount, currency, headers):
+    """Rate-limit, store and queue a validated payment; headers gains the RateLimit header."""
+    decision = services.limiter.take(user_id)
+    headers.append(("RateLimit", services.limiter.header(decision)))
+    if not decision.allowed:
+        raise HTTPError(429, RATE_LIMITED, [("Retry-After", str(decision.retry_after))])
+    payment = new_payment(user_id, amount, currency)
+    # Stored (and indexed as unfinished) before it is queued, so a worker never takes a
+    # job whose payment is missing, and a job that never makes it is found by the sweeper.
+    services.payments.add(payment)
     try:
         services.queue.put(payment["id"])
         log.info("Payment %s queued for user %s amount: %s %s", payment["id"], user_id, amount, currency)
@@ -77,6 +98,24 @@ def create_payment(services, request):
             pass
     body = {"status": "success", "message": "Payment queued successfully", "data": to_json(payment)}
     return Response(201, body, headers + [("Location", f"/payments/{payment['id']}")])
+
+
+def _remember(services, user_id, key, response):
+    """Keep a 201 for replay. The payment exists whatever happens here, so a failure is logged, not
+    answered: the claim then lapses after a minute, and a retry after that would pay again."""
+    location = dict(response.headers)["Location"]
+    try:
+        services.idempotency.complete(user_id, key, Stored(response.status, dumps(response.body), location))
+    except REDIS_DOWN_ERRORS as error:
+        log.error("Idempotency-Key %r of user %s: response not kept (%s)", key, user_id, error)
+
+
+def _forget(services, user_id, key):
+    """Drop the claim of a request that created nothing (429, outage), so a retry may go ahead."""
+    try:
+        services.idempotency.release(user_id, key)
+    except REDIS_DOWN_ERRORS:
+        pass  # the claim lapses by itself after IN_FLIGHT_TTL
 
 
 def get_payment(services, request, id):
@@ -104,5 +143,5 @@ UNAVAILABLE = [
 def create_app(config, redis, queue):
     """The WSGI app, given the parsed config, a redis-py client and a JobQueue."""
     limiter = TokenBucket(redis, config.rate_limit, config.rate_limit_window)
-    payments = PaymentStore(redis)
-    return App(ROUTES, Services(redis, payments, limiter, queue), UNAVAILABLE)
+    services = Services(redis, PaymentStore(redis), limiter, queue, IdempotencyStore(redis))
+    return App(ROUTES, services, UNAVAILABLE)

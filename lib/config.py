@@ -130,7 +130,9 @@ def load_config(environ):
         try:
             values[name.lower()] = parse(text.strip())
         except ValueError as error:
-            raise ConfigError(f"{name}={text!r} is invalid: expected {error}") from None
+            # A password in a URL never reaches the message.
+            shown = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", text)
+            raise ConfigError(f"{name}={shown!r} is invalid: expected {error}") from None
     return Config(**values)
 
 

@@ -4,7 +4,7 @@ import logging
 
 from lib.jobqueue import QueueUnavailable
 from lib.payments import UNFINISHED_KEY
-from lib.redis_client import REDIS_DOWN_ERRORS
+from lib.redis_client import REDIS_DOWN_ERRORS, describe
 
 log = logging.getLogger("paypoc.sweeper")
 
@@ -66,5 +66,5 @@ class Sweeper:
             except (*REDIS_DOWN_ERRORS, QueueUnavailable) as error:
                 name = "beanstalkd" if isinstance(error, QueueUnavailable) else "Redis"
                 if down != name:
-                    log.warning("Sweeper: %s is unavailable (%s); retrying", name, error)
+                    log.warning("Sweeper: %s is unavailable (%s); retrying", name, describe(error))
                     down = name

@@ -10,7 +10,7 @@ import greenstalk
 from lib.jobqueue import QUEUE_ERRORS, connect, decode_job
 from lib.payments import COMPLETED, FAILED, PENDING
 from lib.processor import ChargeDeclined
-from lib.redis_client import REDIS_DOWN_ERRORS
+from lib.redis_client import REDIS_DOWN_ERRORS, describe
 
 log = logging.getLogger("paypoc.worker")
 
@@ -87,7 +87,7 @@ class PaymentWorker:
         except REDIS_DOWN_ERRORS as error:
             # Redis is the source of truth; without it, give the job back to try again later.
             # The same job coming back takes over its own lease, so nothing waits for it to expire.
-            log.warning("Releasing job %d: Redis is unavailable (%s)", job.id, error)
+            log.warning("Releasing job %d: Redis is unavailable (%s)", job.id, describe(error))
             client.release(job, delay=1)
             raise
         except Exception:
@@ -135,7 +135,7 @@ class PaymentWorker:
                 # greenstalk checks reply framing with assert, so a cut connection can raise it.
                 name = "Redis" if isinstance(error, REDIS_DOWN_ERRORS) else "beanstalkd"
                 if name not in down:  # one line per outage, not one per attempt
-                    log.warning("Worker #%d: %s is unavailable (%s); retrying", number, name, error)
+                    log.warning("Worker #%d: %s is unavailable (%s); retrying", number, name, describe(error))
                     down.add(name)
                 if name == "beanstalkd" and client is not None:
                     client.close()

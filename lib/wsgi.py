@@ -1,7 +1,9 @@
 """A small WSGI application object: route, call the handler, answer JSON, log one line."""
 
 import logging
+import re
 import time
+import uuid
 from http import HTTPStatus
 from typing import NamedTuple
 
@@ -11,6 +13,18 @@ from lib.routing import Router
 
 log = logging.getLogger("paypoc.api")
 
+# Sent on every response: no cache keeps a payment, and no browser guesses a type other than JSON.
+SAFE_HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
+                ("X-Content-Type-Options", "nosniff")]
+# A client's X-Request-ID is echoed only when it is short and plain, so it is safe in a log line.
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def request_id(environ):
+    """The client's X-Request-ID when it is sane, else a new one."""
+    sent = environ.get("HTTP_X_REQUEST_ID", "")
+    return sent if _SANE_REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
+
 
 class Request:
     """What a handler may read of the request."""
@@ -19,6 +33,11 @@ class Request:
         self.environ = environ
         self.method = environ["REQUEST_METHOD"]
         self.path = environ.get("PATH_INFO") or "/"
+        self.id = request_id(environ)
+
+    def header(self, name):
+        """A request header's value, or None."""
+        return self.environ.get("HTTP_" + name.upper().replace("-", "_"))
 
     def json(self):
         """The body decoded as JSON (see lib.jsonio.read_json_body for the 4xx it may raise)."""
@@ -51,10 +70,10 @@ class App:
         except Exception as error:
             for kinds, message in self.unavailable:
                 if isinstance(error, kinds):
-                    log.warning("%s %s: 503 %s (%s)", request.method, request.path, message, error)
+                    log.warning("%s %s: 503 %s (%s) [%s]", request.method, request.path, message, error, request.id)
                     return Response(503, {"error": message}, [("Retry-After", "1")])
             # Anything else is a bug: the traceback goes to the log, never to the client.
-            log.exception("%s %s failed", request.method, request.path)
+            log.exception("%s %s failed [%s]", request.method, request.path, request.id)
             return Response(500, {"error": "internal error"})
 
     def __call__(self, environ, start_response):
@@ -64,9 +83,10 @@ class App:
         # Serialise first: if that failed, no headers would have gone out yet.
         # The trailing newline keeps curl output (and the seed's loop of ten POSTs) one answer a line.
         body = (dumps(response.body) + "\n").encode("utf-8")
-        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        headers = SAFE_HEADERS + [("Content-Length", str(len(body))), ("X-Request-ID", request.id)]
         start_response(f"{response.status} {HTTPStatus(response.status).phrase}",
                        headers + list(response.headers))
-        log.info("%s %s %d %.1fms", request.method, request.path, response.status,
-                 (time.perf_counter() - started) * 1000)
+        # The access log: one line per request.
+        log.info("%s %s %d %.1fms request_id=%s", request.method, request.path, response.status,
+                 (time.perf_counter() - started) * 1000, request.id)
         return [body]
