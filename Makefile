@@ -17,9 +17,11 @@ test: $(VENV)/installed
 run: $(VENV)/installed
 	$(PYTHON) -m lib.run_local
 
-# docker compose reads .env; a first run starts from the documented defaults.
+# docker compose reads .env; a first run starts from the documented defaults and a random
+# Redis password (URL-safe characters, so it can stand in REDIS_URL as it is).
 .env:
-	cp .env.example .env
+	sed "s/^REDIS_PASSWORD=.*/REDIS_PASSWORD=$$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')/" \
+		.env.example > .env
 
 dev: .env
 	$(COMPOSE) up --build --detach

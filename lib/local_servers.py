@@ -25,10 +25,12 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def redis_command(port, data_dir):
-    """redis-server persisting to an append-only file in data_dir, as docker-compose.yml runs it."""
-    return [require("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--dir", data_dir,
-            "--appendonly", "yes", "--save", ""]
+def redis_command(port, data_dir, password=""):
+    """redis-server persisting to an append-only file in data_dir, as docker-compose.yml runs it;
+    with a password when one is given."""
+    command = [require("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--dir", data_dir,
+               "--appendonly", "yes", "--save", ""]
+    return command + ["--requirepass", password] if password else command
 
 
 def beanstalkd_command(port, binlog_dir=None):
@@ -37,11 +39,11 @@ def beanstalkd_command(port, binlog_dir=None):
     return command + ["-b", binlog_dir] if binlog_dir else command
 
 
-def _answers(port, request, reply_prefix):
+def _answers(port, request, reply_prefixes):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
             sock.sendall(request)
-            return sock.recv(64).startswith(reply_prefix)
+            return sock.recv(64).startswith(reply_prefixes)
     except OSError:
         return False
 
@@ -49,7 +51,8 @@ def _answers(port, request, reply_prefix):
 class LocalServer:
     """One server process that can be stopped and started again on the same port and data."""
 
-    PROBES = {"redis": (b"PING\r\n", b"+PONG"), "beanstalkd": (b"stats\r\n", b"OK ")}
+    # A request and the replies that mean "up"; a Redis with a password answers -NOAUTH.
+    PROBES = {"redis": (b"PING\r\n", (b"+PONG", b"-NOAUTH")), "beanstalkd": (b"stats\r\n", (b"OK ",))}
 
     def __init__(self, kind, port, command, log_path=os.devnull):
         self.kind, self.port, self.command, self.log_path = kind, port, command, log_path

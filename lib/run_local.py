@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import threading
+from urllib.parse import quote
 
 from lib.local_servers import LocalServer, beanstalkd_command, redis_command
 
@@ -36,15 +37,18 @@ def _relay(name, stream):
 def main(data_dir=".run"):
     """Start everything, wait for Ctrl-C (or SIGTERM, or any process dying), then stop everything."""
     env = read_env_file(".env", os.environ)
-    env.update(REDIS_URL=f"redis://localhost:{REDIS_PORT}/0", BEANSTALK_ADDR=f"localhost:{BEANSTALK_PORT}",
-               PYTHONUNBUFFERED="1")
+    # REDIS_PASSWORD (set by `make dev` in .env) protects this Redis too, as it does the container's.
+    password = env.get("REDIS_PASSWORD", "")
+    credentials = f":{quote(password, safe='')}@" if password else ""
+    env.update(REDIS_URL=f"redis://{credentials}localhost:{REDIS_PORT}/0",
+               BEANSTALK_ADDR=f"localhost:{BEANSTALK_PORT}", PYTHONUNBUFFERED="1")
     os.makedirs(f"{data_dir}/redis", exist_ok=True)
     os.makedirs(f"{data_dir}/beanstalkd", exist_ok=True)
     finished = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: finished.set())
     signal.signal(signal.SIGINT, lambda *_: finished.set())
     servers = [
-        LocalServer("redis", REDIS_PORT, redis_command(REDIS_PORT, os.path.abspath(f"{data_dir}/redis")),
+        LocalServer("redis", REDIS_PORT, redis_command(REDIS_PORT, os.path.abspath(f"{data_dir}/redis"), password),
                     f"{data_dir}/redis.log"),
         LocalServer("beanstalkd", BEANSTALK_PORT, beanstalkd_command(BEANSTALK_PORT, f"{data_dir}/beanstalkd"),
                     f"{data_dir}/beanstalkd.log"),

@@ -53,7 +53,7 @@ def test_redis_keeps_an_append_only_file_on_a_named_volume(compose):
     assert redis["command"][:3] == ["redis-server", "--appendonly", "yes"]
     volume, _, path = redis["volumes"][0].partition(":")
     assert path == "/data" and volume in compose["volumes"]
-    assert "redis-cli" in redis["healthcheck"]["test"]
+    assert "redis-cli ping" in " ".join(redis["healthcheck"]["test"])
 
 
 def test_beanstalkd_keeps_its_binlog_on_a_named_volume(compose):
@@ -85,8 +85,17 @@ def test_the_app_image_is_slim_runs_as_a_non_root_user_and_starts_the_api():
     assert dockerfile.rstrip().endswith('CMD ["python", "paypoc.py"]')  # app is the default stage
 
 
-def test_every_variable_of_the_configuration_is_in_env_example():
+def test_env_example_lists_every_setting_with_its_default_and_the_stack_password():
     from lib.config import SETTINGS
     example = dict(line.split("=", 1) for line in read(".env.example").splitlines()
                    if line and not line.startswith("#"))
-    assert example == {name: default for name, _, default in SETTINGS}
+    assert example == {**{name: default for name, _, default in SETTINGS}, "REDIS_PASSWORD": ""}
+
+
+def test_redis_requires_the_password_the_api_and_worker_connect_with(compose):
+    services = compose["services"]
+    required = "${REDIS_PASSWORD:?set REDIS_PASSWORD in .env}"
+    assert services["redis"]["command"][-2:] == ["--requirepass", required]
+    assert services["redis"]["environment"]["REDISCLI_AUTH"] == required  # for the healthcheck
+    for name in ("api", "worker"):
+        assert services[name]["environment"]["REDIS_URL"] == f"redis://:{required}@redis:6379/0"

@@ -1,0 +1,101 @@
+"""Safe defaults: headers on every response, request ids in the access log, Redis passwords kept secret."""
+
+import json
+import logging
+import re
+import socket
+
+import pytest
+
+from lib.config import load_config
+from lib.local_servers import LocalServer, free_port, redis_command
+from lib.redis_client import mask_url
+from tests.conftest import SEED_PAYMENT
+from tests.processes import http, wait_for
+
+SAFE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("GET", "/health", None), ("POST", "/payments", SEED_PAYMENT), ("POST", "/payments", {"amount": 1}),
+    ("GET", "/payments/nope", None), ("DELETE", "/payments", None), ("GET", "/nowhere", None),
+])
+def test_every_response_carries_the_safe_headers_and_a_request_id(client, method, path, body):
+    _, headers, _ = client.request(method, path, body)
+    assert {name: headers[name] for name in SAFE} == SAFE
+    assert re.fullmatch(r"[0-9a-f]{32}", headers["X-Request-ID"])
+
+
+def test_a_sane_request_id_is_echoed(client):
+    _, headers, _ = client.request("GET", "/health", headers={"HTTP_X_REQUEST_ID": "trace-42.a_b:c"})
+    assert headers["X-Request-ID"] == "trace-42.a_b:c"
+
+
+@pytest.mark.parametrize("sent", ["has space", "x" * 129, "new\nline", "", "ünïcode"])
+def test_an_odd_request_id_is_replaced(client, sent):
+    _, headers, _ = client.request("GET", "/health", headers={"HTTP_X_REQUEST_ID": sent})
+    assert headers["X-Request-ID"] != sent and re.fullmatch(r"[0-9a-f]{32}", headers["X-Request-ID"])
+
+
+def test_one_access_log_line_per_request_names_method_path_status_duration_and_id(client, caplog):
+    caplog.set_level(logging.INFO, "paypoc.api")
+    client.request("GET", "/payments/nope", headers={"HTTP_X_REQUEST_ID": "abc-123"})
+    lines = [r.getMessage() for r in caplog.records if "request_id=" in r.getMessage()]
+    assert len(lines) == 1
+    assert re.fullmatch(r"GET /payments/nope 404 \d+\.\dms request_id=abc-123", lines[0])
+
+
+def test_the_api_binds_to_loopback_unless_told_otherwise():
+    assert load_config({}).host == "127.0.0.1"
+
+
+def test_a_password_in_a_url_is_masked():
+    assert mask_url("redis://:s3cret@redis:6379/0") == "redis://:***@redis:6379/0"
+    assert mask_url("redis://user:s3cret@redis:6379/0") == "redis://user:***@redis:6379/0"
+    assert mask_url("redis://localhost:6379/0") == "redis://localhost:6379/0"
+
+
+@pytest.fixture
+def redis_with_password(tmp_path):
+    port = free_port()
+    server = LocalServer("redis", port, redis_command(port, str(tmp_path), password="s3cret-pw"),
+                         str(tmp_path / "log")).start()
+    yield port
+    server.stop()
+
+
+def test_with_the_right_password_a_payment_goes_end_to_end(redis_with_password, start_api, launch):
+    url = f"redis://:s3cret-pw@127.0.0.1:{redis_with_password}/0"
+    api = start_api(redis_url=url)
+    worker = launch("paypoc_worker.py", redis_url=url)
+    assert http("GET", f"{api}/ready")[0] == 200
+    payment_id = http("POST", f"{api}/payments", SEED_PAYMENT)[2]["data"]["id"]
+    assert wait_for(lambda: http("GET", f"{api}/payments/{payment_id}")[2]["status"] == "COMPLETED")
+    assert "redis://:***@" in worker.output() and "s3cret-pw" not in worker.output()
+
+
+def test_a_wrong_password_makes_ready_503_with_a_clear_log_line_and_no_password(redis_with_password, launch):
+    port = free_port()
+    api = launch("paypoc.py", port=port, redis_url=f"redis://:wrong-pw@127.0.0.1:{redis_with_password}/0")
+    base = f"http://127.0.0.1:{port}"
+    assert wait_for(lambda: "listening" in api.output())
+    status, _, body = http("GET", f"{base}/ready")
+    assert status == 503 and body["redis"] == "down"
+    assert http("POST", f"{base}/payments", SEED_PAYMENT)[0] == 503
+    log = api.output()
+    assert "Redis refused the credentials in REDIS_URL" in log
+    assert "wrong-pw" not in log and "redis://:***@127.0.0.1" in log
+
+
+def test_the_http_servers_own_errors_are_json_too(api):
+    host, port = api.rsplit("/", 1)[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n")
+        reply = b""
+        while chunk := sock.recv(4096):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    head = head.lower()  # header names are case-insensitive (waitress writes X-Request-Id)
+    assert head.startswith(b"http/1.1 400") and b"content-type: application/json" in head
+    assert b"x-request-id: " in head and b"cache-control: no-store" in head
+    assert json.loads(body)["error"].startswith("Bad Request")

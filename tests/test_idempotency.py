@@ -1,0 +1,98 @@
+"""Idempotency-Key on POST /payments: replay, mismatch (422), in flight (409), scope, expiry."""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from lib.idempotency import IdempotencyStore, fingerprint
+from tests.conftest import SEED_PAYMENT
+
+KEY = {"HTTP_IDEMPOTENCY_KEY": "order-42"}
+
+
+def post(client, body=SEED_PAYMENT, headers=KEY):
+    return client.post_payment(body, headers=headers)
+
+
+def test_a_retry_with_the_same_key_and_body_replays_the_first_response(client, redis):
+    first_status, first_headers, first_body = post(client)
+    status, headers, body = post(client)
+    assert (status, body) == (first_status, first_body) == (201, first_body)
+    assert headers["Idempotent-Replayed"] == "true" and headers["Location"] == first_headers["Location"]
+    assert "Idempotent-Replayed" not in first_headers
+    assert len(redis.keys("payment:*")) == 1
+
+
+def test_a_replay_spends_no_rate_limit_token(client):
+    post(client)
+    for _ in range(10):
+        assert post(client)[0] == 201  # ten replays; the bucket holds five
+    _, headers, _ = client.post_payment({**SEED_PAYMENT, "amount": 7})  # no key: a new payment
+    assert headers["RateLimit"].startswith('"default";r=3;')  # two tokens spent in all
+
+
+def test_the_same_key_with_a_different_body_is_422(client, redis):
+    post(client)
+    status, _, body = post(client, {**SEED_PAYMENT, "amount": 1501})
+    assert status == 422 and "different request body" in body["error"]
+    assert len(redis.keys("payment:*")) == 1
+
+
+def test_a_twin_still_in_flight_is_409(client, redis):
+    user, amount, currency = "user_123", "1500", "XAF"
+    # As a first request that has claimed the key and not yet answered leaves it:
+    assert IdempotencyStore(redis).claim(user, "order-42", fingerprint(user, amount, currency)) is None
+    status, headers, body = post(client)
+    assert status == 409 and headers["Retry-After"] == "1" and "still being processed" in body["error"]
+    assert redis.keys("payment:*") == []
+
+
+def test_twenty_concurrent_requests_with_one_key_make_exactly_one_payment(client, redis):
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(lambda _: post(client), range(20)))
+    created = {body["data"]["id"] for status, _, body in answers if status == 201}
+    assert len(created) == 1 and len(redis.keys("payment:*")) == 1
+    assert {status for status, _, _ in answers} <= {201, 409}
+
+
+def test_a_key_is_forgotten_after_24_hours(client, redis):
+    first = post(client)[2]["data"]["id"]
+    record = IdempotencyStore.record_key("user_123", "order-42")
+    assert 86_000 < redis.ttl(record) <= 86_400
+    redis.pexpire(record, 1)  # let the 24 hours pass
+    time.sleep(0.05)
+    redis.delete("ratelimit:user_123")
+    _, headers, body = post(client)
+    assert body["data"]["id"] != first and "Idempotent-Replayed" not in headers
+
+
+def test_a_quoted_structured_field_key_is_the_same_key(client):
+    first = post(client)[2]
+    assert post(client, headers={"HTTP_IDEMPOTENCY_KEY": '"order-42"'})[2] == first
+
+
+def test_keys_are_scoped_to_the_user(client, redis):
+    post(client)
+    status, headers, _ = post(client, {**SEED_PAYMENT, "user_Id": "someone_else"})
+    assert status == 201 and "Idempotent-Replayed" not in headers
+    assert len(redis.keys("payment:*")) == 2
+
+
+@pytest.mark.parametrize("key", ["", "   ", "x" * 256, '""', "caf\u00e9", "tab\there"])
+def test_a_malformed_key_is_400_and_stores_nothing(client, redis, key):
+    status, _, body = post(client, headers={"HTTP_IDEMPOTENCY_KEY": key})
+    assert status == 400 and "Idempotency-Key" in body["error"]
+    assert redis.keys("*") == []
+
+
+def test_a_request_that_fails_validation_stores_nothing(client, redis):
+    status, _, _ = post(client, {**SEED_PAYMENT, "amount": "lots"})
+    assert status == 400 and redis.keys("*") == []
+
+
+def test_a_rate_limited_request_does_not_keep_its_key(client, redis):
+    for n in range(5):
+        client.post_payment({**SEED_PAYMENT, "amount": n + 1})
+    assert post(client)[0] == 429
+    assert redis.keys("idempotency:*") == []  # a later retry with the key may succeed
