@@ -77,17 +77,16 @@ def create_payment(services, request):
 
 def _accept(services, user_id, amount, currency, headers):
     """Rate-limit, store and queue a validated payment; headers gains the RateLimit header."""
-    decision = services.limiter.take(user_id)
+    payment = new_payment(user_id, amount, currency)
+    # One round trip takes the token and, if there was one, stores the payment (indexed as
+    # unfinished). Stored before it is queued, so a worker never takes a job whose payment is
+    # missing, and a job that never makes it is found by the sweeper.
+    decision = services.payments.add(payment, services.limiter)
     headers.append(("RateLimit", services.limiter.header(decision)))
     if not decision.allowed:
         raise HTTPError(429, RATE_LIMITED, [("Retry-After", str(decision.retry_after))])
-    payment = new_payment(user_id, amount, currency)
-    # Stored (and indexed as unfinished) before it is queued, so a worker never takes a
-    # job whose payment is missing, and a job that never makes it is found by the sweeper.
-    services.payments.add(payment)
     try:
         services.queue.put(payment["id"])
-        log.info("Payment %s queued for user %s amount: %s %s", payment["id"], user_id, amount, currency)
     except QueueUnavailable as error:
         # The outbox pattern: Redis has the payment, so it is accepted; the worker's sweeper
         # queues it as soon as beanstalkd answers again.
@@ -142,6 +141,6 @@ UNAVAILABLE = [
 
 def create_app(config, redis, queue):
     """The WSGI app, given the parsed config, a redis-py client and a JobQueue."""
-    limiter = TokenBucket(redis, config.rate_limit, config.rate_limit_window)
+    limiter = TokenBucket(config.rate_limit, config.rate_limit_window)
     services = Services(redis, PaymentStore(redis), limiter, queue, IdempotencyStore(redis))
     return App(ROUTES, services, UNAVAILABLE)

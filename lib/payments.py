@@ -4,6 +4,8 @@ import uuid
 from datetime import datetime, timezone
 from decimal import Decimal
 
+from lib.ratelimit import TAKE_TOKEN_LUA, Decision
+
 PENDING, PROCESSING, COMPLETED, FAILED = "PENDING", "PROCESSING", "COMPLETED", "FAILED"
 FIELDS = ("id", "user_id", "amount", "currency", "status", "attempts", "failure_reason",
           "initiated_at", "updated_at")
@@ -12,12 +14,18 @@ FIELDS = ("id", "user_id", "amount", "currency", "status", "attempts", "failure_
 # again those still there STALE_AFTER seconds later: that is how a lost job is found.
 UNFINISHED_KEY = "payments:unfinished"
 
-ADD_LUA = """
--- KEYS[1]: the new payment's hash; KEYS[2]: the unfinished index
--- ARGV[1]: payment id; ARGV[2..]: field, value, field, value...
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('ZADD', KEYS[2], redis.call('TIME')[1], ARGV[1])
-return 1
+# Admitting a payment is one round trip: take the user's rate-limit token and, only if there
+# was one, store the payment and index it, all in one atomic script.
+ADD_LUA = TAKE_TOKEN_LUA + """
+-- KEYS[1]: the user's token bucket; KEYS[2]: the new payment's hash; KEYS[3]: the unfinished index
+-- ARGV[1], ARGV[2]: the bucket's capacity and window; ARGV[3]: payment id; ARGV[4..]: field, value...
+-- Returns take_token's four results; the payment was stored when the first is 1.
+local allowed, remaining, retry_after, reset = take_token(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
+if allowed == 1 then
+  redis.call('HSET', KEYS[2], unpack(ARGV, 4))
+  redis.call('ZADD', KEYS[3], redis.call('TIME')[1], ARGV[3])
+end
+return {allowed, remaining, retry_after, reset}
 """
 
 
@@ -61,11 +69,14 @@ class PaymentStore:
         self._redis = redis
         self._add = redis.register_script(ADD_LUA)
 
-    def add(self, payment):
-        """Store a new payment and index it as unfinished, in one atomic step."""
+    def add(self, payment, bucket):
+        """Spend one of the user's tokens from bucket (a TokenBucket) and, if there was one, store
+        the payment and index it as unfinished; return the rate-limit Decision."""
         fields = [item for pair in payment.items() for item in pair]
-        self._add(keys=[payment_key(payment["id"]), UNFINISHED_KEY],
-                  args=[payment["id"], *fields])
+        allowed, remaining, retry_after, reset = self._add(
+            keys=[bucket.key(payment["user_id"]), payment_key(payment["id"]), UNFINISHED_KEY],
+            args=[bucket.capacity, bucket.window, payment["id"], *fields])
+        return Decision(bool(allowed), remaining, retry_after, reset)
 
     def get(self, payment_id):
         """The stored payment (internal fields included), or None when there is none with that id."""

@@ -13,10 +13,20 @@ from lib.api import create_app
 from lib.config import load_config
 from lib.jobqueue import JobQueue, job_ttr
 from lib.local_servers import LocalServer, beanstalkd_command, free_port, redis_command, require
+from lib.payments import PaymentStore, new_payment
+from lib.ratelimit import TokenBucket
 from lib.redis_client import open_redis
 from tests.processes import Process, answers, wait_for
 
 SEED_PAYMENT = {"user_Id": "user_123", "amount": 1500, "currency": "XAF"}
+NO_LIMIT = TokenBucket(capacity=1_000_000, window=1)
+
+
+def store_payment(redis, user_id="u"):
+    """A new PENDING payment stored (and indexed) as the API stores one; returns it."""
+    payment = new_payment(user_id, "5", "USD")
+    assert PaymentStore(redis).add(payment, NO_LIMIT).allowed
+    return payment
 
 
 def pytest_configure(config):

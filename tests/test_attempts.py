@@ -5,14 +5,13 @@ import time
 import pytest
 
 from lib.attempts import Attempts
-from lib.payments import COMPLETED, FAILED, PENDING, PaymentStore, new_payment
+from lib.payments import COMPLETED, FAILED, PENDING
 from lib.processor import ChargeDeclined, SimulatedProcessor, charge_requests, charges_made
+from tests.conftest import store_payment
 
 
 def stored_payment(redis):
-    payment = new_payment("u", "5", "USD")
-    PaymentStore(redis).add(payment)
-    return payment["id"]
+    return store_payment(redis)["id"]
 
 
 def test_begin_starts_a_pending_payment_and_counts_the_attempt(redis):

@@ -3,7 +3,13 @@
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from lib.payments import PaymentStore, new_payment
 from lib.ratelimit import TokenBucket
+
+
+def take(redis, bucket, user_id="u"):
+    """Ask for one payment's worth of bucket, as POST /payments does."""
+    return PaymentStore(redis).add(new_payment(user_id, "1", "USD"), bucket)
 
 
 def test_40_concurrent_posts_for_one_user_get_exactly_10_through(make_client, redis):
@@ -16,23 +22,22 @@ def test_40_concurrent_posts_for_one_user_get_exactly_10_through(make_client, re
 
 
 def test_bucket_refills_at_the_configured_rate(redis):
-    bucket = TokenBucket(redis, capacity=2, window=2)  # one token a second
-    assert [bucket.take("u").allowed for _ in range(3)] == [True, True, False]
-    denied = bucket.take("u")
+    bucket = TokenBucket(capacity=2, window=2)  # one token a second
+    assert [take(redis, bucket).allowed for _ in range(3)] == [True, True, False]
+    denied = take(redis, bucket)
     assert denied.retry_after == 1 and denied.remaining == 0
     time.sleep(1.2)  # 1.2 tokens back: one request, not two
-    assert [bucket.take("u").allowed for _ in range(2)] == [True, False]
+    assert [take(redis, bucket).allowed for _ in range(2)] == [True, False]
+    assert len(redis.keys("payment:*")) == 3  # a refused request stores nothing
 
 
 def test_a_full_bucket_leaves_no_key_behind(redis):
-    bucket = TokenBucket(redis, capacity=1, window=1)
-    bucket.take("u")
+    take(redis, TokenBucket(capacity=1, window=1))
     assert 0 < redis.pttl("ratelimit:u") <= 1001  # gone once a full bucket would say nothing new
 
 
 def test_headers_count_down_and_report_seconds_until_full(redis):
-    bucket = TokenBucket(redis, capacity=5, window=60)
-    decisions = [bucket.take("u") for _ in range(6)]
+    decisions = [take(redis, TokenBucket(capacity=5, window=60)) for _ in range(6)]
     assert [d.remaining for d in decisions] == [4, 3, 2, 1, 0, 0]
     assert TokenBucket.header(decisions[0]) == '"default";r=4;t=12'
     assert decisions[-1].allowed is False and 1 <= decisions[-1].retry_after <= 12

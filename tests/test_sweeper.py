@@ -9,8 +9,9 @@ import pytest
 
 from lib.jobqueue import JobQueue, QueueUnavailable
 from lib.local_servers import free_port
-from lib.payments import UNFINISHED_KEY, PaymentStore, new_payment
+from lib.payments import UNFINISHED_KEY, PaymentStore
 from lib.sweeper import Sweeper
+from tests.conftest import store_payment
 
 
 @pytest.fixture
@@ -20,13 +21,7 @@ def queue(env):
 
 
 def add_payments(redis, count):
-    store = PaymentStore(redis)
-    ids = []
-    for _ in range(count):
-        payment = new_payment("u", "1", "USD")
-        store.add(payment)
-        ids.append(payment["id"])
-    return store, ids
+    return PaymentStore(redis), [store_payment(redis)["id"] for _ in range(count)]
 
 
 def queued_ids(tube):

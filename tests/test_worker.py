@@ -9,10 +9,10 @@ import pytest
 from lib.attempts import Attempts
 from lib.config import load_config
 from lib.jobqueue import encode_job, job_ttr
-from lib.payments import COMPLETED, FAILED, PENDING, PROCESSING, PaymentStore, new_payment
+from lib.payments import COMPLETED, FAILED, PROCESSING
 from lib.processor import SimulatedProcessor, charge_requests, charges_made
 from lib.worker import PaymentWorker, retry_delay, start_threads
-from tests.conftest import SEED_PAYMENT
+from tests.conftest import SEED_PAYMENT, store_payment
 
 
 def wait_for(condition, timeout=10.0):
@@ -92,8 +92,7 @@ def test_a_duplicate_job_for_a_completed_payment_changes_nothing(client, redis, 
 
 
 def test_a_job_redelivered_after_a_crash_mid_charge_completes_without_charging_twice(redis, tube, run_worker):
-    payment = new_payment("u", "5", "USD")
-    PaymentStore(redis).add(payment)
+    payment = store_payment(redis)
     job_id = tube.put(encode_job(payment["id"]))
     # As a worker killed after the charge landed leaves it: PROCESSING under this job, charged.
     assert Attempts(redis, 60).begin(payment["id"], str(job_id))[0] == "started"
