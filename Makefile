@@ -3,7 +3,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 COMPOSE := docker compose
 
-.PHONY: test run dev logs down clean
+.PHONY: test bench run dev logs down clean
 
 # The virtual environment is rebuilt whenever requirements.txt changes.
 $(VENV)/installed: requirements.txt
@@ -13,6 +13,10 @@ $(VENV)/installed: requirements.txt
 
 test: $(VENV)/installed
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+# Not part of `make test`: a few minutes of load. BENCH_ARGS="--preload 1000000" adds the large-store run.
+bench: $(VENV)/installed
+	$(PYTHON) -m tests.bench $(BENCH_ARGS)
 
 run: $(VENV)/installed
 	$(PYTHON) -m lib.run_local

@@ -6,9 +6,10 @@ import signal
 import sys
 
 from lib.api import create_app
-from lib.config import configure_logging, load_config_or_exit
+from lib.config import load_config_or_exit
 from lib.http_server import create_server
 from lib.jobqueue import JobQueue, job_ttr
+from lib.logs import configure_logging
 from lib.redis_client import mask_url, open_redis
 
 log = logging.getLogger("paypoc.api")

@@ -7,8 +7,9 @@ import sys
 import threading
 
 from lib.attempts import Attempts
-from lib.config import configure_logging, load_config_or_exit
+from lib.config import load_config_or_exit
 from lib.jobqueue import JobQueue, job_ttr
+from lib.logs import configure_logging
 from lib.processor import SimulatedProcessor
 from lib.redis_client import mask_url, open_redis
 from lib.sweeper import Sweeper

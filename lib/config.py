@@ -144,11 +144,3 @@ def load_config_or_exit(environ):
         print(f"paypoc: {error}", file=sys.stderr)
         sys.exit(2)
 
-
-def configure_logging(level):
-    """One line per event, timestamped like the seed's logs: 2026/11/24 10:00:00 INFO ..."""
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s",
-                        datefmt="%Y/%m/%d %H:%M:%S", stream=sys.stdout, force=True)
-    # Under load waitress warns on every request that waits for a free thread; the access
-    # log already shows the load, so only its errors are kept.
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)

@@ -1,0 +1,81 @@
+"""The HTTP half of `make bench`: wrk against the API and a hello-world app on the same waitress settings."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from types import SimpleNamespace
+
+# wrk runs a Lua script per thread. `done` prints the summary as one JSON line so it can be read back.
+WRK_DONE = """
+done = function(summary, latency, requests)
+  io.write(string.format('{"requests": %d, "seconds": %f, "errors": %d, "non2xx": %d, "p50_ms": %f, "p99_ms": %f}\\n',
+    summary.requests, summary.duration / 1e6,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status, latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+"""
+# Each request a new user, so the rate limit (raised anyway) never answers instead of the API.
+POST_LUA = """
+local thread_number, counter = 0, 0
+setup = function(thread) thread_number = thread_number + 1; thread:set("me", thread_number) end
+request = function()
+  counter = counter + 1
+  return wrk.format("POST", "/payments", {["Content-Type"] = "application/json"},
+    string.format('{"user_id":"bench-%d-%d-%d","amount":19.99,"currency":"USD"}', run, me or 0, counter))
+end
+"""
+GET_LUA = """
+local counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", "/payments/" .. ids[(counter % #ids) + 1])
+end
+"""
+
+
+def require_wrk():
+    """The path of wrk, or exit with one line saying how to install it."""
+    path = shutil.which("wrk")
+    if path is None:
+        sys.exit("wrk is not installed; install it with: apt-get install wrk")
+    return path
+
+
+def hello_app(environ, start_response):
+    """The smallest useful WSGI app: what waitress alone costs."""
+    body = b'{"status":"OK"}\n'
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def serve_hello(port, threads):
+    """Serve hello_app with the API's own server settings (lib.http_server.create_server)."""
+    from lib.http_server import create_server
+    create_server(hello_app, SimpleNamespace(host="127.0.0.1", port=port, threads=threads)).run()
+
+
+def wrk(url, script, seconds, connections=16, threads=2):
+    """Run wrk for `seconds` with a Lua script; return its summary as a dict, plus req/s."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(script + WRK_DONE)
+    try:
+        output = subprocess.run([require_wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", lua.name,
+                                 url], capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    finally:
+        os.unlink(lua.name)
+    result = json.loads(output.strip().splitlines()[-1])
+    result["rps"] = result["requests"] / result["seconds"]
+    return result
+
+
+def get_script(ids):
+    """GET_LUA with the payment ids to ask for."""
+    return "ids = {" + ",".join(f'"{i}"' for i in ids) + "}\n" + GET_LUA
+
+
+def post_script(run):
+    """POST_LUA whose users are new in this run too."""
+    return f"run = {run}\n" + POST_LUA
