@@ -24,7 +24,11 @@ def main():
     app = create_app(config, redis, queue)
     # waitress stops cleanly on SystemExit; as PID 1 in a container, SIGTERM would otherwise be ignored.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    server = create_server(app, config)
+    try:
+        server = create_server(app, config)
+    except OSError as error:  # the port is taken, or the address is not this machine's
+        log.error("Cannot listen on %s:%d: %s", config.host, config.port, error.strerror)
+        return 1
     log.info("API listening on http://%s:%d (threads=%d, redis=%s, beanstalkd=%s:%d tube %s)",
              config.host, config.port, config.threads, mask_url(config.redis_url), *config.beanstalk_addr,
              config.beanstalk_tube)
