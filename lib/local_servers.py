@@ -7,7 +7,8 @@ import subprocess
 import sys
 import time
 
-INSTALL_HINT = {"redis-server": "apt-get install redis-server", "beanstalkd": "apt-get install beanstalkd"}
+INSTALL_HINT = {"redis-server": "apt-get install redis-server", "beanstalkd": "apt-get install beanstalkd",
+                "wrk": "apt-get install wrk"}
 
 
 def require(binary):

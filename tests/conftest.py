@@ -33,6 +33,7 @@ def pytest_configure(config):
     # Fail the run at once, with the install command, rather than erroring in every test.
     require("redis-server")
     require("beanstalkd")
+    require("wrk")  # for the smoke test of `make bench`
 
 
 @pytest.fixture(scope="session")
