@@ -84,7 +84,8 @@ def test_jobs_lost_by_a_beanstalkd_restart_are_requeued_after_stale_after(api, l
     worker = launch("paypoc_worker.py", max_workers=4, stale_after=1)
     assert wait_for(lambda: all_completed(api, ids), timeout=30)
     assert charges_made(store) == 50
-    assert worker.output().count("Re-queued unfinished payment") >= 50
+    # Log lines reach the file within FLUSH_INTERVAL (lib/logs.py), so they are waited for.
+    assert wait_for(lambda: worker.output().count("Re-queued unfinished payment") >= 50)
 
 
 def test_a_redis_outage_mid_processing_is_ridden_out(api, launch, stack, store):
@@ -101,6 +102,7 @@ def test_a_redis_outage_mid_processing_is_ridden_out(api, launch, stack, store):
     assert charges_made(store) == 10
     assert cpu_during < 1.0  # it waited; a spinning thread would burn ~3 s of CPU here
     # One line per thread (two workers, one sweeper) per outage, not one per retry.
+    assert wait_for(lambda: "Redis is back" in worker.output())
     outage_lines = [line for line in worker.output().splitlines()
                     if "Redis is unavailable (" in line and "Releasing" not in line]
     assert 1 <= len(outage_lines) <= 3
@@ -123,7 +125,7 @@ def test_a_poison_job_is_buried_and_the_next_payment_still_completes(api, launch
     payment_id = post(api)[2]["data"]["id"]
     assert wait_for(lambda: status(api, payment_id) == "COMPLETED")
     assert tube_stats(stack)["current-jobs-buried"] == 1
-    assert worker.popen.poll() is None and "Burying job" in worker.output()
+    assert worker.popen.poll() is None and wait_for(lambda: "Burying job" in worker.output())
 
 
 def test_chaos_every_accepted_payment_completes_and_is_charged_exactly_once(start_api, launch, stack, store):
@@ -162,4 +164,4 @@ def test_a_payment_taken_while_beanstalkd_is_down_is_queued_once_it_is_back(api,
     stack["beanstalkd"].start()
     worker = launch("paypoc_worker.py")  # default STALE_AFTER: the API marked it due at once
     assert wait_for(lambda: status(api, body["data"]["id"]) == "COMPLETED")
-    assert f"Re-queued unfinished payment {body['data']['id']}" in worker.output()
+    assert wait_for(lambda: f"Re-queued unfinished payment {body['data']['id']}" in worker.output())

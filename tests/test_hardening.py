@@ -71,7 +71,7 @@ def test_with_the_right_password_a_payment_goes_end_to_end(redis_with_password, 
     assert http("GET", f"{api}/ready")[0] == 200
     payment_id = http("POST", f"{api}/payments", SEED_PAYMENT)[2]["data"]["id"]
     assert wait_for(lambda: http("GET", f"{api}/payments/{payment_id}")[2]["status"] == "COMPLETED")
-    assert "redis://:***@" in worker.output() and "s3cret-pw" not in worker.output()
+    assert wait_for(lambda: "redis://:***@" in worker.output()) and "s3cret-pw" not in worker.output()
 
 
 def test_a_wrong_password_makes_ready_503_with_a_clear_log_line_and_no_password(redis_with_password, launch):
