@@ -8,6 +8,7 @@ import threading
 
 from lib.attempts import Attempts
 from lib.config import load_config_or_exit
+from lib.heartbeat import Heartbeat
 from lib.jobqueue import JobQueue, job_ttr
 from lib.logs import configure_logging
 from lib.processor import SimulatedProcessor
@@ -43,13 +44,16 @@ def main():
     sweeper = Sweeper(redis, JobQueue(config.beanstalk_addr, config.beanstalk_tube, ttr), config.stale_after, stop)
     log.info("Worker started: %d thread(s), redis=%s, beanstalkd=%s:%d tube %s", config.max_workers,
              mask_url(config.redis_url), *config.beanstalk_addr, config.beanstalk_tube)
+    heartbeat = Heartbeat(redis, config.max_workers, worker.jobs_done, stop)
     threads = start_threads(worker.run, config.max_workers, "worker")
-    threads.append(threading.Thread(target=sweeper.run, name="sweeper"))
-    threads[-1].start()
+    # Two helpers: the sweeper re-queues lost jobs, the heartbeat says this process is alive.
+    for name, target in (("sweeper", sweeper.run), ("heartbeat", heartbeat.run)):
+        threads.append(threading.Thread(target=target, name=name))
+        threads[-1].start()
     for thread in threads:
         while thread.is_alive():
             thread.join(0.5)  # a timed join keeps the main thread free to run signal handlers
-    log.info("Worker stopped after %d job(s)", worker.jobs_done)
+    log.info("Worker stopped after %d job(s)", worker.jobs_done())
     return 0
 
 

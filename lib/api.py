@@ -1,16 +1,19 @@
-"""The HTTP API: its route table, its four handlers, and create_app to wire them to Redis and beanstalkd."""
+"""The HTTP API: its route table, its handlers, and create_app to wire them to Redis and beanstalkd."""
 
 import logging
 from typing import NamedTuple
 
+from lib.heartbeat import live_workers
 from lib.http_error import HTTPError
 from lib.idempotency import IdempotencyStore, Stored, fingerprint, parse_key
 from lib.jobqueue import JobQueue, QueueUnavailable
 from lib.jsonio import dumps, parse_json
+from lib.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from lib.metrics import COUNTERS_KEY, STATUS_COUNTS_KEY, RequestDurations, render
 from lib.payments import PaymentStore, is_payment_id, new_payment, to_json
 from lib.ratelimit import TokenBucket
 from lib.redis_client import REDIS_DOWN_ERRORS, describe
-from lib.validation import parse_payment_request
+from lib.validation import parse_list_query, parse_payment_request
 from lib.wsgi import App, Response
 
 log = logging.getLogger("paypoc.api")
@@ -26,6 +29,7 @@ class Services(NamedTuple):
     limiter: TokenBucket
     queue: JobQueue
     idempotency: IdempotencyStore
+    durations: RequestDurations
 
 
 def health(services, request):
@@ -117,6 +121,32 @@ def _forget(services, user_id, key):
         pass  # the claim lapses by itself after IN_FLIGHT_TTL
 
 
+def list_payments(services, request):
+    """A user's payments, newest first, a page at a time: ?user_id=X&limit=N&starting_after=ID."""
+    user_id, limit, starting_after = parse_list_query(request.query)
+    try:
+        payments, has_more = services.payments.list_for_user(user_id, limit, starting_after)
+    except LookupError:
+        raise HTTPError(400, "starting_after is not a payment of this user") from None
+    return Response(200, {"data": [to_json(payment) for payment in payments], "has_more": has_more})
+
+
+def queue_status(services, request):
+    """What the queue holds now, and which worker processes are alive (by their heartbeats)."""
+    return Response(200, {"tube": services.queue.tube, "jobs": services.queue.counts(),
+                          "workers": live_workers(services.redis)})
+
+
+def metrics(services, request):
+    """Prometheus text format: counters and gauges from Redis and beanstalkd, this process's histogram."""
+    with services.redis.pipeline(transaction=False) as pipe:
+        pipe.hgetall(COUNTERS_KEY)
+        pipe.hgetall(STATUS_COUNTS_KEY)
+        counters, status_counts = pipe.execute()
+    text = render(counters, status_counts, services.queue.counts(), services.durations)
+    return Response(200, text, content_type=METRICS_CONTENT_TYPE)
+
+
 def get_payment(services, request, id):
     """The payment with this id, as stored now; 404 when there is none."""
     payment = services.payments.get(id) if is_payment_id(id) else None
@@ -129,7 +159,10 @@ ROUTES = [
     ("GET", "/health", health),
     ("GET", "/ready", ready),
     ("POST", "/payments", create_payment),
+    ("GET", "/payments", list_payments),
     ("GET", "/payments/{id}", get_payment),
+    ("GET", "/queue", queue_status),
+    ("GET", "/metrics", metrics),
 ]
 
 # Exceptions meaning a dependency is down, and what the client is told: a 503, never a 500.
@@ -142,5 +175,6 @@ UNAVAILABLE = [
 def create_app(config, redis, queue):
     """The WSGI app, given the parsed config, a redis-py client and a JobQueue."""
     limiter = TokenBucket(config.rate_limit, config.rate_limit_window)
-    services = Services(redis, PaymentStore(redis), limiter, queue, IdempotencyStore(redis))
-    return App(ROUTES, services, UNAVAILABLE)
+    durations = RequestDurations()
+    services = Services(redis, PaymentStore(redis), limiter, queue, IdempotencyStore(redis), durations)
+    return App(ROUTES, services, UNAVAILABLE, durations)

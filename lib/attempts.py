@@ -1,5 +1,6 @@
 """A worker's attempt at a payment: started and ended by compare-and-set, fenced by attempt number."""
 
+from lib.metrics import COUNTERS_KEY, STATUS_COUNTS_KEY
 from lib.payments import UNFINISHED_KEY, payment_key, utc_now
 
 # Starting an attempt takes a lease on the payment for the job's time-to-run. Another job for
@@ -7,7 +8,7 @@ from lib.payments import UNFINISHED_KEY, payment_key, utc_now
 # job handed out again (its worker died, so beanstalkd released it) takes the payment over at
 # once, and so does any job once the lease has run out.
 BEGIN_LUA = """
--- KEYS[1]: the payment hash; KEYS[2]: the unfinished index
+-- KEYS[1]: the payment hash; KEYS[2]: the unfinished index; KEYS[3]: the counts by status
 -- ARGV[1]: payment id; ARGV[2]: job id; ARGV[3]: lease seconds (the job's TTR); ARGV[4]: updated_at
 -- Returns {outcome, attempts, user_id, amount, currency}, outcome one of: started, busy,
 -- missing, COMPLETED, FAILED (the payment's fields come along to save a round trip).
@@ -29,13 +30,18 @@ local lease_until = now + tonumber(ARGV[3])
 redis.call('HSET', KEYS[1], 'status', 'PROCESSING', 'attempts', attempts, 'job_id', ARGV[2],
            'lease_until', string.format('%.6f', lease_until), 'updated_at', ARGV[4])
 redis.call('ZADD', KEYS[2], lease_until, ARGV[1])
+if status == 'PENDING' then
+  redis.call('HINCRBY', KEYS[3], 'PENDING', -1)
+  redis.call('HINCRBY', KEYS[3], 'PROCESSING', 1)
+end
 return {'started', attempts, p[5], p[6], p[7]}
 """
 
 # Only the holder of the latest attempt may end it: a worker that lost its lease (it stalled,
 # or its connection dropped and another worker took the job) cannot overwrite the outcome.
 END_LUA = """
--- KEYS[1]: the payment hash; KEYS[2]: the unfinished index
+-- KEYS[1]: the payment hash; KEYS[2]: the unfinished index; KEYS[3]: the counts by status;
+-- KEYS[4]: the metrics counters
 -- ARGV[1]: payment id; ARGV[2]: attempt number; ARGV[3]: new status (PENDING, COMPLETED, FAILED);
 -- ARGV[4]: updated_at; ARGV[5]: failure reason ('' for none);
 -- ARGV[6]: for PENDING, seconds until the retry is due
@@ -55,6 +61,10 @@ if ARGV[3] == 'PENDING' then
 else
   redis.call('ZREM', KEYS[2], ARGV[1])
 end
+redis.call('HINCRBY', KEYS[3], 'PROCESSING', -1)
+redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
+local counted = {PENDING = 'payments_retried', COMPLETED = 'payments_completed', FAILED = 'payments_failed'}
+redis.call('HINCRBY', KEYS[4], counted[ARGV[3]], 1)
 return 'ok'
 """
 
@@ -74,13 +84,13 @@ class Attempts:
         when the outcome is "started", else None.
         """
         outcome, attempt, *fields = self._begin(
-            keys=[payment_key(payment_id), UNFINISHED_KEY],
+            keys=[payment_key(payment_id), UNFINISHED_KEY, STATUS_COUNTS_KEY],
             args=[payment_id, job_id, self.lease_seconds, utc_now()])
         payment = dict(zip(("user_id", "amount", "currency"), fields)) if fields else None
         return outcome, attempt, payment
 
     def end(self, payment_id, attempt, status, reason="", retry_in=0):
         """End attempt number `attempt` with status; return None, or why it no longer could."""
-        result = self._end(keys=[payment_key(payment_id), UNFINISHED_KEY],
+        result = self._end(keys=[payment_key(payment_id), UNFINISHED_KEY, STATUS_COUNTS_KEY, COUNTERS_KEY],
                            args=[payment_id, attempt, status, utc_now(), reason, retry_in])
         return None if result == "ok" else result

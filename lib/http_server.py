@@ -8,7 +8,7 @@ from waitress.channel import HTTPChannel
 from waitress.task import ErrorTask
 
 from lib.jsonio import dumps
-from lib.wsgi import SAFE_HEADERS
+from lib.wsgi import JSON, SAFE_HEADERS
 
 log = logging.getLogger("paypoc.api")
 
@@ -26,7 +26,7 @@ class JSONErrorTask(ErrorTask):
         body = (dumps({"error": f"{error.reason}: {error.body}"}) + "\n").encode()
         request_id = uuid.uuid4().hex
         self.status = f"{error.code} {error.reason}"
-        self.response_headers.extend(SAFE_HEADERS + [("X-Request-ID", request_id)])
+        self.response_headers.extend([("Content-Type", JSON), *SAFE_HEADERS, ("X-Request-ID", request_id)])
         self.set_close_on_finish()
         self.content_length = len(body)
         self.write(body)

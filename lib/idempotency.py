@@ -6,6 +6,7 @@ import re
 from typing import NamedTuple
 
 from lib.http_error import HTTPError
+from lib.metrics import COUNTERS_KEY
 
 REPLAY_TTL = 24 * 3600  # seconds a completed response is kept, as Stripe keeps it
 IN_FLIGHT_TTL = 60  # seconds a claim lasts if its request never finishes (the API died mid-request)
@@ -16,11 +17,15 @@ _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]{1,255}")
 # Claiming is one atomic step, so of twenty simultaneous requests with one key exactly one
 # claims it; the others find its record and are told 409 (in flight) or get the replay.
 CLAIM_LUA = """
--- KEYS[1]: the idempotency record, a hash
+-- KEYS[1]: the idempotency record, a hash; KEYS[2]: the metrics counters
 -- ARGV[1]: the request's fingerprint; ARGV[2]: seconds an in-flight claim lasts
 -- Returns {} when this request claimed the key, else {state, fingerprint, status, body, location}.
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  return redis.call('HMGET', KEYS[1], 'state', 'fingerprint', 'status', 'body', 'location')
+  local record = redis.call('HMGET', KEYS[1], 'state', 'fingerprint', 'status', 'body', 'location')
+  if record[1] == 'done' and record[2] == ARGV[1] then
+    redis.call('HINCRBY', KEYS[2], 'idempotent_replays', 1)  -- this request gets the replay
+  end
+  return record
 end
 redis.call('HSET', KEYS[1], 'state', 'in-flight', 'fingerprint', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
@@ -68,7 +73,8 @@ class IdempotencyStore:
 
     def claim(self, user_id, key, request_fingerprint):
         """None when this request may go ahead; a Stored response to replay; or HTTPError 409 / 422."""
-        found = self._claim(keys=[self.record_key(user_id, key)], args=[request_fingerprint, IN_FLIGHT_TTL])
+        found = self._claim(keys=[self.record_key(user_id, key), COUNTERS_KEY],
+                            args=[request_fingerprint, IN_FLIGHT_TTL])
         if not found:
             return None
         state, stored_fingerprint, status, body, location = found

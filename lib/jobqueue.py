@@ -72,6 +72,8 @@ class JobQueue:
             if client is None:
                 client = self._local.client = connect(self.address, self.tube, self.timeout)
             return getattr(client, method)(*args, **kwargs)
+        except greenstalk.NotFoundError:
+            raise  # an answer (no such tube, no such job), not a broken connection
         except QUEUE_ERRORS as error:
             self._local.client = None
             if client is not None:
@@ -81,6 +83,16 @@ class JobQueue:
     def put(self, payment_id):
         """Queue the job for payment_id; raise QueueUnavailable when beanstalkd cannot take it."""
         return self._call("put", encode_job(payment_id), ttr=self.ttr)
+
+    def counts(self):
+        """The tube's jobs by state and the total ever put, as the beanstalkd UI shows them."""
+        try:
+            stats = self._call("stats_tube", self.tube)
+        except greenstalk.NotFoundError:  # beanstalkd makes a tube at its first job
+            stats = {}
+        return {"ready": stats.get("current-jobs-ready", 0), "reserved": stats.get("current-jobs-reserved", 0),
+                "delayed": stats.get("current-jobs-delayed", 0), "buried": stats.get("current-jobs-buried", 0),
+                "total_put": stats.get("total-jobs", 0)}
 
     def ping(self):
         """One round trip to beanstalkd; raise QueueUnavailable when it does not answer."""

@@ -1,9 +1,10 @@
-"""Payments in Redis: one hash per payment, and an index of the ones not finished yet."""
+"""Payments in Redis: one hash per payment, an index of the ones not finished yet, one per user."""
 
 import uuid
 from datetime import datetime, timezone
 from decimal import Decimal
 
+from lib.metrics import COUNTERS_KEY, STATUS_COUNTS_KEY
 from lib.ratelimit import TAKE_TOKEN_LUA, Decision
 
 PENDING, PROCESSING, COMPLETED, FAILED = "PENDING", "PROCESSING", "COMPLETED", "FAILED"
@@ -15,17 +16,50 @@ FIELDS = ("id", "user_id", "amount", "currency", "status", "attempts", "failure_
 UNFINISHED_KEY = "payments:unfinished"
 
 # Admitting a payment is one round trip: take the user's rate-limit token and, only if there
-# was one, store the payment and index it, all in one atomic script.
+# was one, store the payment, index it (unfinished; the user's list) and count it, all in one
+# atomic script.
 ADD_LUA = TAKE_TOKEN_LUA + """
--- KEYS[1]: the user's token bucket; KEYS[2]: the new payment's hash; KEYS[3]: the unfinished index
+-- KEYS[1]: the user's token bucket; KEYS[2]: the new payment's hash; KEYS[3]: the unfinished index;
+-- KEYS[4]: the user's payments index; KEYS[5]: the metrics counters; KEYS[6]: the counts by status
 -- ARGV[1], ARGV[2]: the bucket's capacity and window; ARGV[3]: payment id; ARGV[4..]: field, value...
 -- Returns take_token's four results; the payment was stored when the first is 1.
 local allowed, remaining, retry_after, reset = take_token(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
 if allowed == 1 then
   redis.call('HSET', KEYS[2], unpack(ARGV, 4))
-  redis.call('ZADD', KEYS[3], redis.call('TIME')[1], ARGV[3])
+  local clock = redis.call('TIME')
+  redis.call('ZADD', KEYS[3], clock[1], ARGV[3])
+  -- microseconds since the epoch, exact in a double: the user's payments in the order they came
+  redis.call('ZADD', KEYS[4], tonumber(clock[1]) * 1000000 + tonumber(clock[2]), ARGV[3])
+  redis.call('HINCRBY', KEYS[5], 'payments_created', 1)
+  redis.call('HINCRBY', KEYS[6], 'PENDING', 1)
+else
+  redis.call('HINCRBY', KEYS[5], 'rate_limited', 1)
 end
 return {allowed, remaining, retry_after, reset}
+"""
+
+
+# A page of a user's payments, newest first, in one round trip. The cursor is a payment id: its
+# rank is looked up now, so payments added since the previous page do not shift this one. The
+# cost is O(log n + page size) however many payments are stored.
+LIST_LUA = """
+-- KEYS[1]: the user's payments index
+-- ARGV[1]: how many to return (one more is fetched, to tell whether there are more);
+-- ARGV[2]: the id to start after, or ''
+-- Returns the payments' hashes (flat field, value lists), or false when ARGV[2] is not in the index.
+local start = 0
+if ARGV[2] ~= '' then
+  local rank = redis.call('ZREVRANK', KEYS[1], ARGV[2])
+  if not rank then
+    return false
+  end
+  start = rank + 1
+end
+local page = {}
+for i, id in ipairs(redis.call('ZRANGE', KEYS[1], start, start + tonumber(ARGV[1]), 'REV')) do
+  page[i] = redis.call('HGETALL', 'payment:' .. id)
+end
+return page
 """
 
 
@@ -45,6 +79,11 @@ def is_payment_id(text):
 def payment_key(payment_id):
     """The Redis key of a payment's hash."""
     return f"payment:{payment_id}"
+
+
+def user_index_key(user_id):
+    """The Redis key of a user's payments: a sorted set of ids scored by creation time (µs)."""
+    return f"payments:user:{user_id}"
 
 
 def new_payment(user_id, amount, currency):
@@ -68,19 +107,30 @@ class PaymentStore:
     def __init__(self, redis):
         self._redis = redis
         self._add = redis.register_script(ADD_LUA)
+        self._list = redis.register_script(LIST_LUA)
 
     def add(self, payment, bucket):
         """Spend one of the user's tokens from bucket (a TokenBucket) and, if there was one, store
         the payment and index it as unfinished; return the rate-limit Decision."""
         fields = [item for pair in payment.items() for item in pair]
         allowed, remaining, retry_after, reset = self._add(
-            keys=[bucket.key(payment["user_id"]), payment_key(payment["id"]), UNFINISHED_KEY],
+            keys=[bucket.key(payment["user_id"]), payment_key(payment["id"]), UNFINISHED_KEY,
+                  user_index_key(payment["user_id"]), COUNTERS_KEY, STATUS_COUNTS_KEY],
             args=[bucket.capacity, bucket.window, payment["id"], *fields])
         return Decision(bool(allowed), remaining, retry_after, reset)
 
     def get(self, payment_id):
         """The stored payment (internal fields included), or None when there is none with that id."""
         return self._redis.hgetall(payment_key(payment_id)) or None
+
+    def list_for_user(self, user_id, limit, starting_after=None):
+        """(up to limit payments of the user, newest first; whether there are more), or
+        LookupError when starting_after is not one of the user's payments."""
+        page = self._list(keys=[user_index_key(user_id)], args=[limit, starting_after or ""])
+        if page is None:
+            raise LookupError(starting_after)
+        payments = [dict(zip(fields[::2], fields[1::2])) for fields in page]
+        return payments[:limit], len(payments) > limit
 
     def mark_due(self, payment_id):
         """Ask the sweeper to queue this payment at its next pass (its job could not be queued):

@@ -17,17 +17,17 @@ class Router:
     """Matches requests against a list of (method, path template, handler) rows."""
 
     def __init__(self, routes):
-        self._routes = [(method, _compile(template), handler) for method, template, handler in routes]
+        self._routes = [(method, template, _compile(template), handler) for method, template, handler in routes]
 
     def match(self, method, path):
-        """Return (handler, params) for the request, or raise HTTPError 404 or 405 (with Allow)."""
+        """Return (handler, params, template) for the request, or raise HTTPError 404 or 405 (with Allow)."""
         allowed = []
-        for route_method, regex, handler in self._routes:
+        for route_method, template, regex, handler in self._routes:
             found = regex.match(path)
             if found is None:
                 continue
             if route_method == method:
-                return handler, found.groupdict()
+                return handler, found.groupdict(), template
             allowed.append(route_method)
         if allowed:
             raise HTTPError(405, f"method {method} not allowed; use {', '.join(allowed)}",

@@ -1,16 +1,20 @@
-"""Validation of a POST /payments body: every field checked, every error naming its field."""
+"""Validation of what clients send: the POST /payments body and the GET /payments query; every
+error names its field."""
 
 import re
 from decimal import Decimal
+from urllib.parse import parse_qsl
 
 from lib.currencies import minor_units
 from lib.http_error import HTTPError
+from lib.payments import is_payment_id
 
 MAX_AMOUNT = Decimal(10) ** 12
 MAX_USER_ID_LENGTH = 128
 # Accepted spellings of the user id key, compared in lower case: the seed's curl examples send
 # both "user_Id" and "userId".
 USER_ID_KEYS = ("user_id", "userid")
+DEFAULT_LIMIT, MAX_LIMIT = 10, 100  # payments per page of GET /payments, as Stripe's lists
 _NUMERIC_STRING = re.compile(r"[0-9]{1,13}(\.[0-9]{1,20})?")
 
 
@@ -25,7 +29,11 @@ def _user_id(body):
         raise _invalid("user_id is required")
     if len(keys) > 1:
         raise _invalid(f"user_id is given more than once ({', '.join(keys)})")
-    value = body[keys[0]]
+    return check_user_id(body[keys[0]])
+
+
+def check_user_id(value):
+    """value if it is a valid user id, else HTTPError 400 naming user_id."""
     if not isinstance(value, str):
         raise _invalid("user_id must be a string")
     if not 1 <= len(value) <= MAX_USER_ID_LENGTH:
@@ -93,3 +101,23 @@ def parse_payment_request(body):
     user_id = _user_id(body)
     currency = _currency(body)
     return user_id, _amount(body, currency), currency
+
+
+def parse_list_query(query_string):
+    """Check GET /payments's query: (user_id, limit, starting_after or None), or HTTPError 400."""
+    params = {}
+    for name, value in parse_qsl(query_string, keep_blank_values=True):
+        if name not in ("user_id", "limit", "starting_after"):
+            raise _invalid(f"unknown parameter {name!r}; expected user_id, limit and starting_after")
+        if name in params:
+            raise _invalid(f"{name} is given more than once")
+        params[name] = value
+    if "user_id" not in params:
+        raise _invalid("user_id is required")
+    limit = params.get("limit", str(DEFAULT_LIMIT))
+    if not re.fullmatch(r"[0-9]{1,3}", limit) or not 1 <= int(limit) <= MAX_LIMIT:
+        raise _invalid(f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    starting_after = params.get("starting_after")
+    if starting_after is not None and not is_payment_id(starting_after):
+        raise _invalid("starting_after must be the id of a payment")
+    return check_user_id(params["user_id"]), int(limit), starting_after

@@ -36,7 +36,12 @@ class PaymentWorker:
         self.max_attempts, self.retry_base = config.max_attempts, config.retry_delay
         self.attempts, self.processor = attempts, processor
         self.stop = stop
-        self.jobs_done = 0
+        self._jobs_done = 0
+        self._count_lock = threading.Lock()  # `+= 1` from several threads could lose counts
+
+    def jobs_done(self):
+        """Jobs this process has finished (deleted), for the heartbeat and the last log line."""
+        return self._jobs_done
 
     def process(self, job):
         """Make one attempt at a job's payment; return what to do with the job:
@@ -100,7 +105,8 @@ class PaymentWorker:
                 client.release(job, delay=action[1])
             else:
                 client.delete(job)
-                self.jobs_done += 1
+                with self._count_lock:
+                    self._jobs_done += 1
         except greenstalk.NotFoundError:
             # beanstalkd no longer has the job (it restarted, or handed the job on after its
             # TTR): the payment's state is in Redis already, so there is nothing left to do.

@@ -1,4 +1,4 @@
-"""A small WSGI application object: route, call the handler, answer JSON, log one line."""
+"""A small WSGI application object: route, call the handler, answer JSON, log one line, time it."""
 
 import itertools
 import logging
@@ -14,9 +14,9 @@ from lib.routing import Router
 
 log = logging.getLogger("paypoc.api")
 
-# Sent on every response: no cache keeps a payment, and no browser guesses a type other than JSON.
-SAFE_HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
-                ("X-Content-Type-Options", "nosniff")]
+JSON = "application/json"
+# Sent on every response: no cache keeps a payment, and no browser guesses another content type.
+SAFE_HEADERS = [("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")]
 # A client's X-Request-ID is echoed only when it is short and plain, so it is safe in a log line.
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -40,7 +40,9 @@ class Request:
         self.environ = environ
         self.method = environ["REQUEST_METHOD"]
         self.path = environ.get("PATH_INFO") or "/"
+        self.query = environ.get("QUERY_STRING", "")
         self.id = request_id(environ)
+        self.route = "unmatched"  # the route template, once the router has found one
 
     def header(self, name):
         """A request header's value, or None."""
@@ -52,25 +54,29 @@ class Request:
 
 
 class Response(NamedTuple):
-    """What a handler returns: a status, a body to serialise as JSON, and extra headers."""
+    """What a handler returns: a status, a body to serialise as JSON (or, with another
+    content type, the text itself), and extra headers."""
 
     status: int
     body: object
     headers: list = []
+    content_type: str = JSON
 
 
 class App:
     """The WSGI callable. routes: (method, path template, handler(services, request, **params))
-    rows; unavailable: (exception types, message) rows for errors that mean a dependency is down."""
+    rows; unavailable: (exception types, message) rows for errors that mean a dependency is down;
+    durations: a RequestDurations (lib/metrics.py) that times every request by route."""
 
-    def __init__(self, routes, services, unavailable):
+    def __init__(self, routes, services, unavailable, durations):
         self.router = Router(routes)
         self.services = services
         self.unavailable = unavailable
+        self.durations = durations
 
     def _respond(self, request):
         try:
-            handler, params = self.router.match(request.method, request.path)
+            handler, params, request.route = self.router.match(request.method, request.path)
             return handler(self.services, request, **params)
         except HTTPError as error:
             return Response(error.status, {"error": error.message}, error.headers)
@@ -89,11 +95,15 @@ class App:
         response = self._respond(request)
         # Serialise first: if that failed, no headers would have gone out yet.
         # The trailing newline keeps curl output (and the seed's loop of ten POSTs) one answer a line.
-        body = (dumps(response.body) + "\n").encode("utf-8")
-        headers = SAFE_HEADERS + [("Content-Length", str(len(body))), ("X-Request-ID", request.id)]
+        text = dumps(response.body) + "\n" if response.content_type == JSON else response.body
+        body = text.encode("utf-8")
+        headers = [("Content-Type", response.content_type), *SAFE_HEADERS, ("Content-Length", str(len(body))),
+                   ("X-Request-ID", request.id)]
         start_response(f"{response.status} {HTTPStatus(response.status).phrase}",
                        headers + list(response.headers))
+        seconds = time.perf_counter() - started
+        self.durations.observe(request.method, request.route, seconds)
         # The access log: one line per request.
         log.info("%s %s %d %.1fms request_id=%s", request.method, request.path, response.status,
-                 (time.perf_counter() - started) * 1000, request.id)
+                 seconds * 1000, request.id)
         return [body]

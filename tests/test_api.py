@@ -63,7 +63,7 @@ def test_unknown_path_is_404(client):
 
 
 @pytest.mark.parametrize("method, path, allow", [
-    ("DELETE", "/payments", "POST"), ("GET", "/payments", "POST"),
+    ("DELETE", "/payments", "POST, GET"), ("PUT", "/queue", "GET"),
     ("POST", "/health", "GET"), ("PUT", f"/payments/{uuid.uuid4()}", "GET"),
 ])
 def test_wrong_method_is_405_with_allow(client, method, path, allow):

@@ -127,7 +127,7 @@ def test_stopping_lets_the_job_in_hand_finish(client, redis, run_worker):
     assert wait_for(lambda: status_of(redis, payment_id) == PROCESSING)
     stop.set()
     assert wait_for(lambda: status_of(redis, payment_id) == COMPLETED)
-    assert worker.jobs_done == 1
+    assert worker.jobs_done() == 1
 
 
 def test_many_threads_share_the_work(make_client, redis, run_worker, caplog):
