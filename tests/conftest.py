@@ -2,6 +2,7 @@
 
 import io
 import json
+import threading
 import uuid
 from wsgiref.util import setup_testing_defaults
 from wsgiref.validate import validator
@@ -10,12 +11,15 @@ import greenstalk
 import pytest
 
 from lib.api import create_app
+from lib.attempts import Attempts
 from lib.config import load_config
 from lib.jobqueue import JobQueue, job_ttr
 from lib.local_servers import LocalServer, beanstalkd_command, free_port, redis_command, require
 from lib.payments import PaymentStore, new_payment
+from lib.processor import SimulatedProcessor
 from lib.ratelimit import TokenBucket
 from lib.redis_client import open_redis
+from lib.worker import PaymentWorker, start_threads
 from tests.processes import Process, answers, wait_for
 
 SEED_PAYMENT = {"user_Id": "user_123", "amount": 1500, "currency": "XAF"}
@@ -89,6 +93,17 @@ class WSGIClient:
 
     def request(self, method, path, body=None, content_type="application/json", headers=None):
         """Returns (status, headers as a dict, decoded JSON body)."""
+        status, response_headers, raw = self.request_raw(method, path, body, content_type, headers)
+        assert response_headers["Content-Type"] == "application/json"
+        return status, response_headers, json.loads(raw)
+
+    def request_text(self, method, path, headers=None):
+        """Returns (status, headers as a dict, body as text)."""
+        status, response_headers, raw = self.request_raw(method, path, None, None, headers)
+        return status, response_headers, raw.decode()
+
+    def request_raw(self, method, path, body=None, content_type="application/json", headers=None):
+        """Returns (status, headers as a dict, body bytes)."""
         environ = {}
         setup_testing_defaults(environ)
         data = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else b"")
@@ -107,8 +122,7 @@ class WSGIClient:
             raw = b"".join(chunks)
         finally:
             chunks.close()
-        assert answer["headers"]["Content-Type"] == "application/json"
-        return answer["status"], answer["headers"], json.loads(raw)
+        return answer["status"], answer["headers"], raw
 
     def post_payment(self, body, **kwargs):
         return self.request("POST", "/payments", body, **kwargs)
@@ -168,3 +182,25 @@ def start_api(launch):
 @pytest.fixture
 def api(start_api):
     return start_api()
+
+
+@pytest.fixture
+def run_worker(env, redis):
+    """run_worker(**settings) starts worker threads on this test's tube; they stop at teardown."""
+    stops, threads = [], []
+
+    def run(**settings):
+        config = load_config({**env, **{k.upper(): str(v) for k, v in settings.items()}})
+        stop = threading.Event()
+        attempts = Attempts(redis, job_ttr(config.processing_delay))
+        processor = SimulatedProcessor(redis, config.processing_delay, config.failure_rate)
+        worker = PaymentWorker(config, attempts, processor, stop)
+        stops.append(stop)
+        threads.extend(start_threads(worker.run, config.max_workers, "worker"))
+        return worker, stop
+
+    yield run
+    for stop in stops:
+        stop.set()
+    for thread in threads:
+        thread.join(10)

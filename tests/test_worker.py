@@ -1,48 +1,17 @@
 """The worker: PENDING -> PROCESSING -> COMPLETED by compare-and-set; bad jobs buried, never fatal."""
 
 import logging
-import threading
 import time
 
 import pytest
 
 from lib.attempts import Attempts
-from lib.config import load_config
-from lib.jobqueue import encode_job, job_ttr
+from lib.jobqueue import encode_job
 from lib.payments import COMPLETED, FAILED, PROCESSING
 from lib.processor import SimulatedProcessor, charge_requests, charges_made
-from lib.worker import PaymentWorker, retry_delay, start_threads
+from lib.worker import retry_delay
 from tests.conftest import SEED_PAYMENT, store_payment
-
-
-def wait_for(condition, timeout=10.0):
-    """Poll until condition() is truthy; return its last value."""
-    deadline = time.monotonic() + timeout
-    while not (value := condition()) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return value
-
-
-@pytest.fixture
-def run_worker(env, redis):
-    """run_worker(**settings) starts worker threads on this test's tube; they stop at teardown."""
-    stops, threads = [], []
-
-    def run(**settings):
-        config = load_config({**env, **{k.upper(): str(v) for k, v in settings.items()}})
-        stop = threading.Event()
-        attempts = Attempts(redis, job_ttr(config.processing_delay))
-        processor = SimulatedProcessor(redis, config.processing_delay, config.failure_rate)
-        worker = PaymentWorker(config, attempts, processor, stop)
-        stops.append(stop)
-        threads.extend(start_threads(worker.run, config.max_workers, "worker"))
-        return worker, stop
-
-    yield run
-    for stop in stops:
-        stop.set()
-    for thread in threads:
-        thread.join(10)
+from tests.processes import wait_for
 
 
 def status_of(redis, payment_id):
