@@ -3,7 +3,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 COMPOSE := docker compose
 
-.PHONY: test bench run dev logs down clean
+.PHONY: test bench run demo dev logs down clean
 
 # The virtual environment is rebuilt whenever requirements.txt changes.
 $(VENV)/installed: requirements.txt
@@ -26,6 +26,10 @@ run: $(VENV)/installed
 .env:
 	sed "s/^REDIS_PASSWORD=.*/REDIS_PASSWORD=$$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')/" \
 		.env.example > .env
+
+# The seed's simulation steps against a running stack (make run or make dev), narrated.
+demo: $(VENV)/installed
+	$(PYTHON) -m lib.demo
 
 dev: .env
 	$(COMPOSE) up --build --detach
