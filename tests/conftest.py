@@ -2,6 +2,8 @@
 
 import io
 import json
+import os
+import signal
 import threading
 import uuid
 from wsgiref.util import setup_testing_defaults
@@ -56,6 +58,27 @@ def beanstalkd_server(tmp_path_factory):
     server = LocalServer("beanstalkd", port, beanstalkd_command(port), str(data / "log")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def own_servers(tmp_path):
+    """A Redis (append-only file) and a beanstalkd (no binlog) of this test's own, to stop,
+    restart or freeze at will; a frozen one is thawed before it is stopped."""
+    redis_port, beanstalk_port = free_port(), free_port()
+    (tmp_path / "redis").mkdir()
+    servers = {
+        "redis": LocalServer("redis", redis_port, redis_command(redis_port, str(tmp_path / "redis")),
+                             str(tmp_path / "redis.log")),
+        "beanstalkd": LocalServer("beanstalkd", beanstalk_port, beanstalkd_command(beanstalk_port),
+                                  str(tmp_path / "beanstalkd.log")),
+    }
+    for server in servers.values():
+        server.start()
+    yield servers
+    for server in servers.values():
+        if server.process is not None:
+            os.kill(server.process.pid, signal.SIGCONT)
+        server.stop()
 
 
 @pytest.fixture

@@ -1,37 +1,22 @@
 """Delivery guarantees, proved on the real processes: kill -9, lost jobs, outages, failures, chaos."""
 
-import json
 import signal
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import greenstalk
 import pytest
 
-from lib.local_servers import LocalServer, beanstalkd_command, free_port, redis_command
 from lib.processor import charge_requests, charges_made
 from lib.redis_client import open_redis
 from tests.processes import http, wait_for
 
 
 @pytest.fixture
-def stack(tmp_path):
-    """A Redis (append-only file) and a beanstalkd (no binlog) of this test's own, to break at will."""
-    redis_port, beanstalk_port = free_port(), free_port()
-    (tmp_path / "redis").mkdir()
-    servers = {
-        "redis": LocalServer("redis", redis_port, redis_command(redis_port, str(tmp_path / "redis")),
-                             str(tmp_path / "redis.log")),
-        "beanstalkd": LocalServer("beanstalkd", beanstalk_port, beanstalkd_command(beanstalk_port),
-                                  str(tmp_path / "beanstalkd.log")),
-    }
-    for server in servers.values():
-        server.start()
-    yield servers
-    for server in servers.values():
-        server.stop()
+def stack(own_servers):
+    """Servers of this test's own (conftest's own_servers), to break at will."""
+    return own_servers
 
 
 @pytest.fixture

@@ -9,28 +9,9 @@ import pytest
 
 from lib.payments import UNFINISHED_KEY
 from lib.redis_client import open_redis
-from lib.local_servers import LocalServer, beanstalkd_command, free_port, redis_command
 from tests.conftest import SEED_PAYMENT
 
 CONTRACT_SECONDS = 2.0
-
-
-@pytest.fixture
-def own_servers(tmp_path):
-    """A Redis and a beanstalkd of this test's own, so it may stop or freeze them."""
-    redis_port, beanstalk_port = free_port(), free_port()
-    servers = {
-        "redis": LocalServer("redis", redis_port, redis_command(redis_port, str(tmp_path)), str(tmp_path / "r.log")),
-        "beanstalkd": LocalServer("beanstalkd", beanstalk_port, beanstalkd_command(beanstalk_port),
-                                  str(tmp_path / "b.log")),
-    }
-    for server in servers.values():
-        server.start()
-    yield servers
-    for server in servers.values():
-        if server.process is not None:
-            os.kill(server.process.pid, signal.SIGCONT)
-        server.stop()
 
 
 @pytest.fixture
