@@ -12,7 +12,7 @@ $(VENV)/installed: requirements.txt
 	touch $@
 
 test: $(VENV)/installed
-	$(PYTHON) -m pytest $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 # Not part of `make test`: a few minutes of load. BENCH_ARGS="--preload 1000000" adds the large-store run.
 bench: $(VENV)/installed
@@ -42,4 +42,4 @@ down:
 	$(COMPOSE) down
 
 clean:
-	rm -rf $(VENV) .run .pytest_cache
+	rm -rf $(VENV) .run
