@@ -13,20 +13,25 @@ import tempfile
 import time
 
 from lib.local_servers import LocalServer, beanstalkd_command, free_port, redis_command
+from lib.payments import user_index_key
 from lib.redis_client import open_redis
 from tests import bench_http, bench_worker
+from tests.conftest import store_payment
 from tests.processes import ROOT, answers, wait_for
 
 FULL = {"seconds": 5, "rounds": 3, "rss_requests": 100_000, "drain_jobs": 5000, "efficiency_jobs": 1000}
 SMOKE = {"seconds": 1, "rounds": 1, "rss_requests": 2000, "drain_jobs": 200, "efficiency_jobs": 100}
 PRELOAD_BATCH = 50_000
+LIST_USER_PAYMENTS = 50  # payments of the user whose first page the "list" subject asks for
 # Completed payments made inside Redis, shaped and sized as real ones (ids as long as a UUID).
 PRELOAD_LUA = """
 for i = tonumber(ARGV[1]), tonumber(ARGV[2]) do
   local id = string.format('%08x-0000-4000-8000-%012x', tonumber(ARGV[3]), i)
-  redis.call('HSET', 'payment:' .. id, 'id', id, 'user_id', 'preload-' .. (i % 100000), 'amount', '19.99',
+  local user = 'preload-' .. (i % 100000)
+  redis.call('HSET', 'payment:' .. id, 'id', id, 'user_id', user, 'amount', '19.99',
              'currency', 'USD', 'status', 'COMPLETED', 'attempts', '1',
              'initiated_at', '2026-11-24T10:00:00.000000Z', 'updated_at', '2026-11-24T10:00:03.000000Z')
+  redis.call('ZADD', 'payments:user:' .. user, i, id)
 end
 return 1
 """
@@ -63,8 +68,11 @@ def http_section(env, sizes, tmp, redis, run):
     assert wait_for(lambda: answers(hello_url)), "the hello-world app did not start"
     bench_http.wrk(f"{base}/payments", bench_http.post_script(run * 100), 1)  # warm up, and make ids
     ids = [key.split(":", 1)[1] for _, key in zip(range(1000), redis.scan_iter("payment:*", count=1000))]
+    for _ in range(LIST_USER_PAYMENTS - redis.zcard(user_index_key("bench-list"))):
+        store_payment(redis, "bench-list")  # the same list, empty store or a million stored
     subjects = {"hello": (hello_url, ""), "post": (f"{base}/payments", None),
-                "get": (f"{base}/payments", bench_http.get_script(ids))}
+                "get": (f"{base}/payments", bench_http.get_script(ids)),
+                "list": (f"{base}/payments?user_id=bench-list&limit=10", "")}
     runs = {name: [] for name in subjects}
     for round_ in range(sizes["rounds"]):
         for name, (url, script) in subjects.items():
@@ -74,7 +82,7 @@ def http_section(env, sizes, tmp, redis, run):
     stop(hello)
     result = {name: {key: statistics.median(r[key] for r in rs) for key in ("rps", "p50_ms", "p99_ms")}
               | {"errors": sum(r["errors"] + r["non2xx"] for r in rs)} for name, rs in runs.items()}
-    for name in ("post", "get"):
+    for name in ("post", "get", "list"):
         result[name]["ratio_to_hello"] = result[name]["rps"] / result["hello"]["rps"]
     return result
 

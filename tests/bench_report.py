@@ -5,7 +5,7 @@ TARGETS = {
     "post_ratio": (0.25, ">="), "get_ratio": (0.5, ">="), "post_p99_ms": (25.0, "<="),
     "drain_ratio": (0.25, ">="), "efficiency": (0.9, ">="),
     "api_peak_mb": (60.0, "<="), "api_growth_mb": (1.0, "<="), "worker_peak_mb": (60.0, "<="),
-    "preload_post": (0.9, ">="), "preload_get": (0.9, ">="),
+    "preload_post": (0.9, ">="), "preload_get": (0.9, ">="), "preload_list": (0.9, ">="),
 }
 
 
@@ -19,7 +19,7 @@ def table(results):
     """A Markdown table of the run: the raw figures, then each ratio against its target."""
     http = results["http"]
     lines = ["| subject | req/s | p50 ms | p99 ms | errors |", "|---|---:|---:|---:|---:|"]
-    for name in ("hello", "post", "get"):
+    for name in ("hello", "post", "get", "list"):
         r = http[name]
         lines.append(f"| {name:<7} | {r['rps']:8.0f} | {r['p50_ms']:6.2f} | {r['p99_ms']:6.2f} | {r['errors']} |")
     drain, efficiency, memory = results["drain"], results["efficiency"], results["api_memory"]
@@ -43,5 +43,7 @@ def table(results):
         lines += [_row("preload_post", loaded["post"]["rps"] / http["post"]["rps"],
                        f"POST req/s with {results['preload']['payments']:,} stored / empty"),
                   _row("preload_get", loaded["get"]["rps"] / http["get"]["rps"],
-                       f"GET req/s with {results['preload']['payments']:,} stored / empty")]
+                       f"GET req/s with {results['preload']['payments']:,} stored / empty"),
+                  _row("preload_list", loaded["list"]["rps"] / http["list"]["rps"],
+                       f"GET /payments?user_id= with {results['preload']['payments']:,} stored / empty")]
     return "\n".join(lines)

@@ -9,7 +9,7 @@ def test_the_bench_runs_and_writes_every_figure(tmp_path):
     out = tmp_path / "bench.json"
     bench.main(["--smoke", "--out", str(out)])
     figures = json.loads(out.read_text())
-    for subject in ("hello", "post", "get"):
+    for subject in ("hello", "post", "get", "list"):
         assert figures["http"][subject]["rps"] > 0 and figures["http"][subject]["errors"] == 0
     assert figures["http"]["post"]["ratio_to_hello"] > 0
     assert figures["drain"]["worker_jobs_per_second"] > 0 and figures["drain"]["raw_jobs_per_second"] > 0
