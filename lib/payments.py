@@ -132,7 +132,7 @@ class PaymentStore:
         payments = [dict(zip(fields[::2], fields[1::2])) for fields in page]
         return payments[:limit], len(payments) > limit
 
-    def mark_due(self, payment_id):
-        """Ask the sweeper to queue this payment at its next pass (its job could not be queued):
-        a score of 0 is older than any cut-off."""
-        self._redis.zadd(UNFINISHED_KEY, {payment_id: 0})
+    def mark_due(self, *payment_ids):
+        """Ask the sweeper to queue these payments at its next pass (their jobs could not be
+        queued): a score of 0 is older than any cut-off."""
+        self._redis.zadd(UNFINISHED_KEY, dict.fromkeys(payment_ids, 0))

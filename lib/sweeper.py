@@ -3,7 +3,7 @@
 import logging
 
 from lib.jobqueue import QueueUnavailable
-from lib.payments import UNFINISHED_KEY
+from lib.payments import UNFINISHED_KEY, PaymentStore
 from lib.redis_client import REDIS_DOWN_ERRORS, describe
 
 log = logging.getLogger("paypoc.sweeper")
@@ -37,8 +37,7 @@ class Sweeper:
     def __init__(self, redis, queue, stale_after, stop, interval=1.0):
         self.queue, self.stale_after, self.stop, self.interval = queue, stale_after, stop, interval
         self._claim = redis.register_script(CLAIM_STALE_LUA)
-        self._redis = redis
-        self.requeued = 0
+        self._payments = PaymentStore(redis)
 
     def sweep(self):
         """One pass: claim the stale payments and queue each; return how many were claimed."""
@@ -48,9 +47,8 @@ class Sweeper:
                 self.queue.put(payment_id)
             except QueueUnavailable:
                 # Due again at once, so the next pass retries them as soon as beanstalkd is back.
-                self._redis.zadd(UNFINISHED_KEY, {unqueued: 0 for unqueued in claimed[queued:]})
+                self._payments.mark_due(*claimed[queued:])
                 raise
-            self.requeued += 1
             log.info("Re-queued unfinished payment %s", payment_id)
         return len(claimed)
 

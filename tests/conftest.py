@@ -151,15 +151,18 @@ class WSGIClient:
         return self.request("POST", "/payments", body, **kwargs)
 
 
+def with_settings(env, settings):
+    """env plus keyword settings as environment variables: max_workers=5 -> MAX_WORKERS="5"."""
+    return {**env, **{name.upper(): str(value) for name, value in settings.items()}}
+
+
 @pytest.fixture
 def make_client(redis, env):
     """make_client(**settings): a WSGIClient on an app configured with env plus settings."""
-    queues = []
 
     def make(**settings):
-        config = load_config({**env, **{name.upper(): str(value) for name, value in settings.items()}})
+        config = load_config(with_settings(env, settings))
         queue = JobQueue(config.beanstalk_addr, config.beanstalk_tube, job_ttr(config.processing_delay))
-        queues.append(queue)
         return WSGIClient(create_app(config, open_redis(config.redis_url), queue))
 
     return make
@@ -176,8 +179,7 @@ def launch(env, tmp_path):
     processes = []
 
     def start(script, **settings):
-        process = Process(script, {**env, **{k.upper(): str(v) for k, v in settings.items()}},
-                          tmp_path / f"{script}-{len(processes)}.log")
+        process = Process(script, with_settings(env, settings), tmp_path / f"{script}-{len(processes)}.log")
         processes.append(process)
         return process
 
@@ -213,7 +215,7 @@ def run_worker(env, redis):
     stops, threads = [], []
 
     def run(**settings):
-        config = load_config({**env, **{k.upper(): str(v) for k, v in settings.items()}})
+        config = load_config(with_settings(env, settings))
         stop = threading.Event()
         attempts = Attempts(redis, job_ttr(config.processing_delay))
         processor = SimulatedProcessor(redis, config.processing_delay, config.failure_rate)
