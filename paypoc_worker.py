@@ -34,8 +34,8 @@ def main():
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    # One redis-py client for every thread (its connection pool is thread-safe); each thread
-    # opens its own beanstalkd connection (a greenstalk client is not).
+    # One Redis client for every thread, in which each thread keeps a connection of its own
+    # (lib/redis_client.py); each thread opens its own beanstalkd connection too.
     redis = open_redis(config.redis_url)
     ttr = job_ttr(config.processing_delay)
     attempts = Attempts(redis, lease_seconds=ttr)
