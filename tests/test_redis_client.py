@@ -26,12 +26,19 @@ def test_each_thread_keeps_one_connection_of_its_own(redis):
 
 
 def test_a_script_runs_on_the_calling_threads_connection(redis):
-    # Registered on the main thread, run on another: the other thread's connection is used.
+    # Registered on the main thread, run on another: the last command on the other thread's
+    # connection is the script, not the CLIENT ID it sent before it.
     script = redis.register_script("return redis.call('INCR', KEYS[1])")
     script(keys=["runs"])
-    before = redis.client_id()
-    in_thread(lambda: script(keys=["runs"]))
-    assert redis.get("runs") == "2" and redis.client_id() == before
+
+    def run_there():
+        connection_id = redis.client_id()
+        script(keys=["runs"])
+        return connection_id
+
+    there = in_thread(run_there)
+    assert redis.get("runs") == "2"
+    assert redis.client_list(client_id=[there])[0]["cmd"] == "evalsha"
 
 
 def test_nothing_connects_until_the_first_command():
