@@ -7,6 +7,8 @@ import threading
 
 import greenstalk
 
+from lib.socket_timeouts import use_kernel_timeouts
+
 # Errors that mean beanstalkd is unreachable or the connection is broken: OSError covers
 # refused connections, resets and socket timeouts; greenstalk.Error covers server error replies.
 QUEUE_ERRORS = (OSError, greenstalk.Error)
@@ -47,11 +49,13 @@ def connect(address, tube, timeout, watch=False):
     """A greenstalk client using (or, for a worker, watching) tube, whose socket has a timeout.
 
     greenstalk opens sockets without a timeout; handing it a socket we opened ourselves means a
-    stalled beanstalkd costs `timeout` seconds, not a hung thread. Bodies stay bytes
-    (encoding=None), so a job that is not UTF-8 reaches our code instead of failing in reserve.
+    stalled beanstalkd costs `timeout` seconds, not a hung thread (greenstalk then reports
+    "Unexpected EOF": see lib/socket_timeouts.py). Bodies stay bytes (encoding=None), so a job
+    that is not UTF-8 reaches our code instead of failing in reserve.
     """
     sock = socket.create_connection(address, timeout=timeout)
     try:
+        use_kernel_timeouts(sock, timeout)
         return greenstalk.Client(sock, encoding=None, use=tube, watch=tube if watch else "default")
     except BaseException:
         sock.close()

@@ -9,6 +9,8 @@ from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
 
+from lib.socket_timeouts import use_kernel_timeouts
+
 # A connection idle this long is checked before its next command, as a pool checks every one.
 # Under load a thread's connection is never idle that long, so the check costs nothing there;
 # and Redis cannot restart (the only way a connection we hold goes stale) that quickly.
@@ -25,9 +27,33 @@ def open_redis(url, timeout=1.0):
     redis-py's default is to retry a failed command several times with backoff, which turns
     one outage into a multi-second hang; the API must answer 503 within 2 s instead.
     """
-    pool = redis.ConnectionPool.from_url(url, decode_responses=True, socket_timeout=timeout,
-                                         socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))
-    return PerThreadRedis(pool)
+    options = dict(decode_responses=True, socket_timeout=timeout, socket_connect_timeout=timeout,
+                   retry=Retry(NoBackoff(), 0))
+    if urlsplit(url).scheme == "redis":  # plain TCP; TLS and unix sockets keep Python's timeouts
+        options["connection_class"] = KernelTimeoutConnection
+    return PerThreadRedis(redis.ConnectionPool.from_url(url, **options))
+
+
+class KernelTimeoutConnection(redis.Connection):
+    """A TCP connection to Redis whose timeout the kernel keeps (see lib/socket_timeouts.py)."""
+
+    def __init__(self, socket_timeout=None, **options):
+        super().__init__(socket_timeout=None, **options)  # None: no poll() before each read and write
+        self.kernel_timeout = socket_timeout
+
+    def _connect(self):
+        sock = super()._connect()
+        use_kernel_timeouts(sock, self.kernel_timeout)
+        return sock
+
+    def read_response(self, *args, **kwargs):
+        try:
+            return super().read_response(*args, **kwargs)
+        except redis.ConnectionError as error:
+            # redis-py reports the kernel's EAGAIN as a connection error; it is a timeout.
+            if isinstance(error.__context__, BlockingIOError):
+                raise redis.TimeoutError(f"Redis did not answer within {self.kernel_timeout:g} s") from error
+            raise
 
 
 class PerThreadRedis:

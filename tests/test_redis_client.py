@@ -1,12 +1,18 @@
-"""The shared Redis client: one connection per thread, made at the first command, replaced when stale."""
+"""The shared Redis client: a connection per thread, made at the first command, replaced when stale,
+with timeouts the kernel keeps."""
 
+import os
+import signal
+import socket
 import threading
 import time
 
 import pytest
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from lib.local_servers import free_port
+from lib.local_servers import LocalServer, free_port, redis_command
 from lib.redis_client import IDLE_CHECK_AFTER, REDIS_DOWN_ERRORS, open_redis
+from tests.test_socket_timeouts import kernel_timeout
 
 
 def in_thread(call):
@@ -55,3 +61,34 @@ def test_a_connection_the_server_closed_is_replaced_before_the_next_command(redi
     time.sleep(IDLE_CHECK_AFTER * 2)
     assert redis.ping() is True  # no ConnectionError for the dead connection
     assert redis.client_id() != victim
+
+
+def test_a_stalled_redis_is_a_timeout_and_the_next_command_reconnects(own_servers):
+    client = open_redis(f"redis://127.0.0.1:{own_servers['redis'].port}/0", timeout=0.3)
+    assert client.ping() is True
+    pid = own_servers["redis"].process.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(RedisTimeoutError, match="did not answer within 0.3 s"):
+            client.ping()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert client.ping() is True
+
+
+def test_tcp_connections_wait_in_the_kernel_not_in_poll(redis, redis_server):
+    redis.ping()
+    sock = redis.client().connection._sock
+    assert sock.gettimeout() is None  # blocking: no poll() before each read and write
+    assert kernel_timeout(sock, socket.SO_RCVTIMEO) == kernel_timeout(sock, socket.SO_SNDTIMEO) == 1.0
+
+
+def test_unix_socket_urls_keep_pythons_timeouts(tmp_path):
+    path, port = tmp_path / "redis.sock", free_port()
+    server = LocalServer("redis", port, [*redis_command(port, str(tmp_path)), "--unixsocket", str(path)]).start()
+    try:
+        client = open_redis(f"unix://{path}", timeout=0.5)
+        assert client.ping() is True
+        assert client.client().connection._sock.gettimeout() == 0.5
+    finally:
+        server.stop()
