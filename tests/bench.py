@@ -77,10 +77,12 @@ def http_section(env, sizes, tmp, redis, run):
     for round_ in range(sizes["rounds"]):
         for name, (url, script) in subjects.items():
             script = bench_http.post_script(run * 100 + round_ + 1) if script is None else script
-            runs[name].append(bench_http.wrk(url, script, sizes["seconds"]))
+            server = hello if name == "hello" else api
+            runs[name].append(bench_http.wrk_on(server.pid, url, script, sizes["seconds"]))
     stop(api)
     stop(hello)
-    result = {name: {key: statistics.median(r[key] for r in rs) for key in ("rps", "p50_ms", "p99_ms")}
+    medians = ("rps", "p50_ms", "p99_ms", "cpu_us_per_request", "switches_per_request")
+    result = {name: {key: statistics.median(r[key] for r in rs) for key in medians}
               | {"errors": sum(r["errors"] + r["non2xx"] for r in rs)} for name, rs in runs.items()}
     for name in ("post", "get", "list"):
         result[name]["ratio_to_hello"] = result[name]["rps"] / result["hello"]["rps"]

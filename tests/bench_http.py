@@ -79,3 +79,30 @@ def get_script(ids):
 def post_script(run):
     """POST_LUA whose users are new in this run too."""
     return f"run = {run}\n" + POST_LUA
+
+
+def server_usage(pid):
+    """(CPU seconds, context switches of all its threads) a process has used so far, from /proc."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    switches = 0
+    for thread in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{thread}/status") as status:
+                switches += sum(int(line.split()[1]) for line in status if "ctxt_switches" in line)
+        except FileNotFoundError:
+            pass  # the thread ended while we looked
+    return cpu, switches
+
+
+def wrk_on(server_pid, url, script, seconds):
+    """wrk's summary, plus what the server process spent per request: CPU (µs) and context switches."""
+    cpu_before, switches_before = server_usage(server_pid)
+    result = wrk(url, script, seconds)
+    cpu_after, switches_after = server_usage(server_pid)
+    requests = max(result["requests"], 1)
+    result["cpu_us_per_request"] = (cpu_after - cpu_before) * 1e6 / requests
+    result["switches_per_request"] = (switches_after - switches_before) / requests
+    return result
+

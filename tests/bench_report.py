@@ -18,10 +18,12 @@ def _row(name, value, text):
 def table(results):
     """A Markdown table of the run: the raw figures, then each ratio against its target."""
     http = results["http"]
-    lines = ["| subject | req/s | p50 ms | p99 ms | errors |", "|---|---:|---:|---:|---:|"]
+    lines = ["| subject | req/s | p50 ms | p99 ms | errors | server CPU µs/req | context switches/req |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for name in ("hello", "post", "get", "list"):
         r = http[name]
-        lines.append(f"| {name:<7} | {r['rps']:8.0f} | {r['p50_ms']:6.2f} | {r['p99_ms']:6.2f} | {r['errors']} |")
+        lines.append(f"| {name:<7} | {r['rps']:8.0f} | {r['p50_ms']:6.2f} | {r['p99_ms']:6.2f} | {r['errors']} "
+                     f"| {r['cpu_us_per_request']:5.0f} | {r['switches_per_request']:5.1f} |")
     drain, efficiency, memory = results["drain"], results["efficiency"], results["api_memory"]
     lines += ["", f"worker drain, {drain['jobs']} jobs, 4 threads: {drain['worker_jobs_per_second']:.0f} jobs/s; "
               f"bare reserve/delete loop: {drain['raw_jobs_per_second']:.0f} jobs/s",

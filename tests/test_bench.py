@@ -11,6 +11,8 @@ def test_the_bench_runs_and_writes_every_figure(tmp_path):
     figures = json.loads(out.read_text())
     for subject in ("hello", "post", "get", "list"):
         assert figures["http"][subject]["rps"] > 0 and figures["http"][subject]["errors"] == 0
+        assert figures["http"][subject]["cpu_us_per_request"] > 0  # the server's own, read from /proc
+        assert figures["http"][subject]["switches_per_request"] > 0
     assert figures["http"]["post"]["ratio_to_hello"] > 0
     assert figures["drain"]["worker_jobs_per_second"] > 0 and figures["drain"]["raw_jobs_per_second"] > 0
     assert 0 < figures["efficiency"]["efficiency"] <= 1.2
