@@ -1,36 +1,51 @@
 """Logging set-up: one line per event, in the seed's format, written in batches under load."""
 
+import collections
 import logging
 import sys
 import threading
 
-FLUSH_INTERVAL = 0.2  # seconds an INFO line may wait in the buffer
+FLUSH_INTERVAL = 0.2  # seconds an INFO line may wait before it is written
+MAX_WAITING_LINES = 10_000  # beyond this a logging thread writes them out itself (backpressure)
 
 
-class BatchingStreamHandler(logging.StreamHandler):
-    """A StreamHandler that flushes every FLUSH_INTERVAL instead of after every line.
+class BatchingStreamHandler(logging.Handler):
+    """A handler that queues each formatted line and writes the queue out every FLUSH_INTERVAL,
+    from a thread of its own; warnings and errors go out at once, with the lines before them.
 
-    A busy API logs a line per request; flushing each one is a system call per request, which
-    costs more than the line itself. Warnings and errors are still flushed at once.
+    A busy API logs a line per request. Writing each line to the stream from the request's
+    thread cost more than the line itself: a system call when flushed at once, and when
+    buffered, threads queuing on the stream's lock under load (on `/health`, about 90 µs of CPU
+    and three context switches a request). Appending to a deque takes no lock of ours, and a
+    deque's appends and pops are safe from several threads at once.
     """
 
     def __init__(self, stream, interval=FLUSH_INTERVAL):
-        super().__init__(stream)
+        super().__init__()
+        self.stream = stream  # binary: lines are encoded here, once per batch
+        self._waiting = collections.deque()
+        self._write_lock = threading.Lock()  # one writer at a time: the thread, a warning, close
         self._stopped = threading.Event()
         threading.Thread(target=self._flush_every, args=(interval,), name="log-flush", daemon=True).start()
 
+    def createLock(self):
+        """No handler lock: emit only appends to the deque (Handler.acquire skips a None lock)."""
+        self.lock = None
+
     def emit(self, record):
-        super().emit(record)
-        if record.levelno >= logging.WARNING:
+        try:
+            self._waiting.append(self.format(record) + "\n")
+        except Exception:
+            self.handleError(record)
+        if record.levelno >= logging.WARNING or len(self._waiting) >= MAX_WAITING_LINES:
             self.flush_now()
 
-    def flush(self):
-        """Called by emit after every record: deliberately nothing, the thread flushes."""
-
     def flush_now(self):
-        """Write out what is buffered."""
-        with self.lock:
-            if not self.stream.closed:
+        """Write out every line waiting, in the order they were logged."""
+        with self._write_lock:
+            lines = [self._waiting.popleft() for _ in range(len(self._waiting))]
+            if lines and not self.stream.closed:
+                self.stream.write("".join(lines).encode("utf-8", "backslashreplace"))
                 self.stream.flush()
 
     def _flush_every(self, interval):
@@ -63,7 +78,7 @@ class SecondsFormatter(logging.Formatter):
 def configure_logging(level):
     """One line per event, timestamped like the seed's logs: 2026/11/24 10:00:00 INFO ..."""
     # Our own buffered stream on standard output, whatever PYTHONUNBUFFERED says.
-    stream = open(sys.stdout.fileno(), "w", buffering=64 * 1024, encoding="utf-8", closefd=False)
+    stream = open(sys.stdout.fileno(), "wb", buffering=64 * 1024, closefd=False)
     handler = BatchingStreamHandler(stream)
     handler.setFormatter(SecondsFormatter())
     # The lines never show the caller, thread or process, so records need not look them up (the
