@@ -8,10 +8,10 @@ def use_kernel_timeouts(sock, seconds):
     """Make sock blocking, with each read and write failing after `seconds` without progress.
 
     Python's own sock.settimeout(seconds) does the same job in user space: before every send
-    and recv it calls poll(), and CPython lets go of the GIL around each of the two calls.
-    With several threads busy, every hand-over of the GIL costs context switches, and a
-    request that waits on two servers made four hand-overs per round trip instead of two.
-    SO_RCVTIMEO and SO_SNDTIMEO keep the limit in the kernel and each call is one system call.
+    and recv it calls poll(), and CPython lets go of the GIL around each of the two calls, so
+    a round trip handed the GIL over four times instead of two. With several threads busy,
+    every hand-over costs context switches. SO_RCVTIMEO and SO_SNDTIMEO keep the limit in
+    the kernel, and each send or recv is one system call.
 
     A read that runs out of time fails with EAGAIN (BlockingIOError) rather than
     socket.timeout, and a reader made with makefile() sees it as the end of the stream.

@@ -105,4 +105,3 @@ def wrk_on(server_pid, url, script, seconds):
     result["cpu_us_per_request"] = (cpu_after - cpu_before) * 1e6 / requests
     result["switches_per_request"] = (switches_after - switches_before) / requests
     return result
-
