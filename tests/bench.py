@@ -107,23 +107,28 @@ def rss_section(env, sizes, tmp, redis):
 
 
 def drain_section(env, sizes, tmp, redis, address):
-    """The worker draining queued payments (4 threads, no delay) beside a bare reserve/delete loop."""
-    count, raw_rates, worker_rates = sizes["drain_jobs"], [], []
+    """The worker draining queued payments (4 threads, no delay) beside a bare reserve/delete loop,
+    and beside that loop making a payment's three Redis round trips with no work in them."""
+    count, rates = sizes["drain_jobs"], {"raw": [], "round_trips": [], "worker": []}
     for round_ in range(max(2, sizes["rounds"] - 1)):
-        tube = f"bench-raw-{round_}"
-        bench_worker.fill_tube(address, tube, count)
-        output = subprocess.run([sys.executable, "-m", "tests.bench", "raw-drain", address[0], str(address[1]), tube,
-                                 "4"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=600).stdout
-        raw_rates.append(json.loads(output)["jobs_per_second"])
+        for name, redis_url in (("raw", None), ("round_trips", env["REDIS_URL"])):
+            tube = f"bench-{name}-{round_}"
+            bench_worker.fill_tube(address, tube, count)
+            command = [sys.executable, "-m", "tests.bench", "raw-drain", address[0], str(address[1]), tube, "4"]
+            output = subprocess.run(command + ([redis_url] if redis_url else []), cwd=ROOT, capture_output=True,
+                                    text=True, check=True, timeout=600).stdout
+            rates[name].append(json.loads(output)["jobs_per_second"])
         redis.flushall()
         tube = f"bench-worker-{round_}"
         bench_worker.queue_payments(redis, address, tube, count)
         worker = start([sys.executable, "paypoc_worker.py"], {**env, "BEANSTALK_TUBE": tube, "MAX_WORKERS": "4",
                                                               "PROCESSING_DELAY": "0"}, f"{tmp}/drain.log")
-        worker_rates.append(bench_worker.time_drain(redis, count))
+        rates["worker"].append(bench_worker.time_drain(redis, count))
         stop(worker)
-    raw, ours = statistics.median(raw_rates), statistics.median(worker_rates)
-    return {"jobs": count, "raw_jobs_per_second": raw, "worker_jobs_per_second": ours, "ratio": ours / raw}
+    raw, trips, ours = (statistics.median(rates[name]) for name in ("raw", "round_trips", "worker"))
+    return {"jobs": count, "raw_jobs_per_second": raw, "round_trips_jobs_per_second": trips,
+            "worker_jobs_per_second": ours, "ratio": ours / raw, "round_trips_ratio": trips / raw,
+            "ratio_to_round_trips": ours / trips}
 
 
 def efficiency_section(env, sizes, tmp, redis, address):
@@ -200,6 +205,6 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["hello"]:
         bench_http.serve_hello(int(sys.argv[2]), int(sys.argv[3]))
     elif sys.argv[1:2] == ["raw-drain"]:
-        bench_worker.raw_drain(sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]))
+        bench_worker.raw_drain(sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), *sys.argv[6:7])
     else:
         main()

@@ -27,6 +27,9 @@ def table(results):
     drain, efficiency, memory = results["drain"], results["efficiency"], results["api_memory"]
     lines += ["", f"worker drain, {drain['jobs']} jobs, 4 threads: {drain['worker_jobs_per_second']:.0f} jobs/s; "
               f"bare reserve/delete loop: {drain['raw_jobs_per_second']:.0f} jobs/s",
+              f"bare loop with a payment's three Redis round trips, nothing done in them: "
+              f"{drain['round_trips_jobs_per_second']:.0f} jobs/s ({drain['round_trips_ratio']:.2f} of the bare loop; "
+              f"the worker does {drain['ratio_to_round_trips']:.2f} of it)",
               f"50 threads x 0.2 s, {efficiency['jobs']} jobs: {efficiency['jobs_per_second']:.1f} jobs/s of 250",
               f"API after {memory['requests']} requests: {memory['rss_at_end_mb']:.1f} MB "
               f"(peak {memory['peak_mb']:.1f} MB, {memory['rss_at_half_mb']:.1f} MB at half way)",

@@ -9,6 +9,7 @@ import greenstalk
 from lib.jobqueue import JobQueue
 from lib.payments import UNFINISHED_KEY
 from lib.processor import charge_requests
+from lib.redis_client import open_redis
 from tests.conftest import store_payment
 
 
@@ -33,8 +34,19 @@ def time_drain(redis, count, timeout=600):
     return count / (time.monotonic() - started)
 
 
-def raw_drain(host, port, tube, threads):
-    """The baseline: threads, each with its own client, doing nothing but reserve and delete."""
+# A payment job's Redis round trips: Attempts.begin, the processor's charge and Attempts.end
+# (tests/test_round_trips.py holds the worker to it).
+PAYMENT_REDIS_TRIPS = 3
+
+
+def raw_drain(host, port, tube, threads, redis_url=None):
+    """The baseline: threads, each with its own client, doing nothing but reserve and delete.
+
+    With redis_url, each job also makes as many Redis round trips as a payment does, through
+    the project's client, to a script that does nothing: the cost of the round trips alone,
+    which no change to the work done inside them can go below.
+    """
+    nothing = open_redis(redis_url).register_script("return 1") if redis_url else None
     done, started = [], []
 
     def loop():
@@ -46,6 +58,8 @@ def raw_drain(host, port, tube, threads):
                     return
                 if not started:
                     started.append(time.monotonic())
+                for _ in range(PAYMENT_REDIS_TRIPS if nothing else 0):
+                    nothing(keys=[f"payment:{job.id}"])
                 client.delete(job)
                 done.append(1)
 

@@ -1,0 +1,87 @@
+"""The round trips each operation makes, as the README's Performance section counts them, held so none creeps back."""
+
+from collections import Counter
+
+import greenstalk
+import pytest
+
+from lib.jobqueue import encode_job
+from lib.payments import COMPLETED
+from tests.bench_worker import PAYMENT_REDIS_TRIPS
+from tests.conftest import SEED_PAYMENT, store_payment
+from tests.processes import wait_for
+
+# Commands that only read beanstalkd's statistics, which these tests send themselves.
+STATISTICS = {"cmd-stats", "cmd-stats-tube"}
+END_OF_COUNT = "end of count"
+
+
+@pytest.fixture
+def count_commands(redis, beanstalkd_server):
+    """count_commands(action): the commands Redis and beanstalkd received while action ran, by name.
+
+    Redis's MONITOR shows every command a client sends, and the ones scripts run marked "lua",
+    which are not round trips. Reserves are left out: an idle worker thread reserves once a
+    second however many jobs it takes.
+    """
+    queue = greenstalk.Client(("127.0.0.1", beanstalkd_server.port))
+
+    def beanstalkd_totals():
+        return {name: value for name, value in queue.stats().items() if name.startswith("cmd-")}
+
+    def count(action):
+        before = beanstalkd_totals()
+        with redis.monitor() as monitor:
+            action()
+            redis.echo(END_OF_COUNT)  # the last command the monitor shows for this action
+            redis_calls = Counter()
+            while (command := monitor.next_command())["command"] != f"ECHO {END_OF_COUNT}":
+                if command["client_type"] != "lua":
+                    redis_calls[command["command"].split()[0].lower()] += 1
+        after = beanstalkd_totals()
+        queue_calls = {name: after[name] - before[name] for name in after
+                       if after[name] != before[name] and name not in STATISTICS | {"cmd-reserve-with-timeout"}}
+        return dict(redis_calls), queue_calls
+
+    yield count
+    queue.close()
+
+
+def test_a_post_is_one_redis_script_and_one_put(client, count_commands):
+    client.post_payment(SEED_PAYMENT)  # the first call loads the script and connects
+
+    def post_three():
+        for _ in range(3):
+            assert client.post_payment(SEED_PAYMENT)[0] == 201
+
+    assert count_commands(post_three) == ({"evalsha": 3}, {"cmd-put": 3})
+
+
+def test_a_get_is_one_hgetall(client, redis, count_commands):
+    payment_id = store_payment(redis)["id"]
+    client.request("GET", f"/payments/{payment_id}")  # the first call connects
+
+    def get_three():
+        for _ in range(3):
+            assert client.request("GET", f"/payments/{payment_id}")[0] == 200
+
+    assert count_commands(get_three) == ({"hgetall": 3}, {})
+
+
+def test_a_payment_job_is_three_redis_scripts_and_one_delete(client, redis, env, tube, run_worker, count_commands):
+    run_worker(max_workers=1)
+    client.post_payment(SEED_PAYMENT)  # the worker's first job loads the scripts and connects
+
+    def deleted():
+        return tube.stats_tube(env["BEANSTALK_TUBE"])["cmd-delete"]
+
+    assert wait_for(lambda: deleted() == 1)
+    stored = [store_payment(redis)["id"] for _ in range(3)]  # stored now, so their writes go uncounted
+
+    def take_three():
+        for payment_id in stored:
+            tube.put(encode_job(payment_id))
+        assert wait_for(lambda: deleted() == 4)  # a job is deleted after its payment's last write
+
+    assert count_commands(take_three) == ({"evalsha": 3 * PAYMENT_REDIS_TRIPS}, {"cmd-put": 3, "cmd-delete": 3})
+    assert all(redis.hget(f"payment:{payment_id}", "status") == COMPLETED for payment_id in stored)
