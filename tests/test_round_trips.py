@@ -11,8 +11,9 @@ from tests.bench_worker import PAYMENT_REDIS_TRIPS
 from tests.conftest import SEED_PAYMENT, store_payment
 from tests.processes import wait_for
 
-# Commands that only read beanstalkd's statistics, which these tests send themselves.
-STATISTICS = {"cmd-stats", "cmd-stats-tube"}
+# beanstalkd commands not counted: these tests' own reads of its statistics, and reserves (an
+# idle worker thread reserves once a second however many jobs it takes).
+NOT_COUNTED = {"cmd-stats", "cmd-stats-tube", "cmd-reserve-with-timeout"}
 END_OF_COUNT = "end of count"
 
 
@@ -21,8 +22,7 @@ def count_commands(redis, beanstalkd_server):
     """count_commands(action): the commands Redis and beanstalkd received while action ran, by name.
 
     Redis's MONITOR shows every command a client sends, and the ones scripts run marked "lua",
-    which are not round trips. Reserves are left out: an idle worker thread reserves once a
-    second however many jobs it takes.
+    which are not round trips.
     """
     queue = greenstalk.Client(("127.0.0.1", beanstalkd_server.port))
 
@@ -40,7 +40,7 @@ def count_commands(redis, beanstalkd_server):
                     redis_calls[command["command"].split()[0].lower()] += 1
         after = beanstalkd_totals()
         queue_calls = {name: after[name] - before[name] for name in after
-                       if after[name] != before[name] and name not in STATISTICS | {"cmd-reserve-with-timeout"}}
+                       if after[name] != before[name] and name not in NOT_COUNTED}
         return dict(redis_calls), queue_calls
 
     yield count
