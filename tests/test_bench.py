@@ -2,7 +2,7 @@
 
 import json
 
-from tests import bench, bench_worker
+from tests import bench
 
 
 def test_the_bench_runs_and_writes_every_figure(tmp_path):
@@ -20,15 +20,3 @@ def test_the_bench_runs_and_writes_every_figure(tmp_path):
     assert figures["api_memory"]["requests"] >= 2000 and figures["api_memory"]["peak_mb"] > 10
     assert figures["memory_per_payment_bytes"] > 100
 
-
-def test_the_round_trip_baseline_makes_a_payments_three_redis_calls_a_job(redis, redis_server, beanstalkd_server,
-                                                                          env, capsys):
-    address, tube = ("127.0.0.1", beanstalkd_server.port), env["BEANSTALK_TUBE"]
-    redis.script_load("return 1")  # so every call below is one EVALSHA, none a NOSCRIPT retry
-    for redis_url, trips in ((None, 0), (env["REDIS_URL"], bench_worker.PAYMENT_REDIS_TRIPS)):
-        bench_worker.fill_tube(address, tube, 20)
-        redis.config_resetstat()
-        bench_worker.raw_drain(*address, tube, 2, redis_url)
-        assert json.loads(capsys.readouterr().out)["jobs"] == 20
-        calls = redis.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
-        assert calls == 20 * trips

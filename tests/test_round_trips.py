@@ -1,5 +1,6 @@
 """The round trips each operation makes, as the README's Performance section counts them, held so none creeps back."""
 
+import json
 from collections import Counter
 
 import greenstalk
@@ -7,7 +8,7 @@ import pytest
 
 from lib.jobqueue import encode_job
 from lib.payments import COMPLETED
-from tests.bench_worker import PAYMENT_REDIS_TRIPS
+from tests.bench_worker import PAYMENT_REDIS_TRIPS, fill_tube, raw_drain
 from tests.conftest import SEED_PAYMENT, store_payment
 from tests.processes import wait_for
 
@@ -85,3 +86,14 @@ def test_a_payment_job_is_three_redis_scripts_and_one_delete(client, redis, env,
 
     assert count_commands(take_three) == ({"evalsha": 3 * PAYMENT_REDIS_TRIPS}, {"cmd-put": 3, "cmd-delete": 3})
     assert all(redis.hget(f"payment:{payment_id}", "status") == COMPLETED for payment_id in stored)
+
+
+def test_the_benchs_round_trip_baseline_makes_a_payment_jobs_redis_calls(redis, env, beanstalkd_server,
+                                                                        count_commands, capsys):
+    address, tube = ("127.0.0.1", beanstalkd_server.port), env["BEANSTALK_TUBE"]
+    redis.script_load("return 1")  # so every call below is one EVALSHA, none a NOSCRIPT retry
+    for redis_url, trips in ((None, 0), (env["REDIS_URL"], PAYMENT_REDIS_TRIPS)):
+        fill_tube(address, tube, 20)
+        redis_calls, _ = count_commands(lambda: raw_drain(*address, tube, 2, redis_url))
+        assert json.loads(capsys.readouterr().out)["jobs"] == 20
+        assert redis_calls.get("evalsha", 0) == 20 * trips  # besides each new connection's HELLO
