@@ -1,12 +1,12 @@
 """The Redis client both processes share: a connection per thread, timeouts and no retries."""
 
+import hashlib
 import threading
 import time
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
-from redis.commands.core import Script
 from redis.retry import Retry
 
 from lib.socket_timeouts import use_kernel_timeouts
@@ -77,16 +77,36 @@ class PerThreadRedis:
             client = self._local.client = _ThreadClient(connection_pool=self.connection_pool)
         return client
 
-    def get_encoder(self):
-        """The pool's encoder, without making a client (Script asks for it when registered)."""
-        return self.connection_pool.get_encoder()
-
     def register_script(self, script):
         """A Lua script that runs on the calling thread's connection (not the registering one's)."""
-        return Script(self, script)
+        return ThreadScript(self, script)
 
     def __getattr__(self, name):  # every other command: the calling thread's client
         return getattr(self.client(), name)
+
+
+class ThreadScript:
+    """A Lua script, run by its SHA1 on the calling thread's connection: script(keys=[...], args=[...]).
+
+    redis-py's own Script does the same, but each call also imports redis.client (to check for a
+    pipeline) and finds evalsha through PerThreadRedis.__getattr__: about 7 µs more a call, and a
+    payment job makes three calls. Drain A/B on the development machine, six interleaved rounds each, two runs:
+    3,001 → 3,409 and 2,832 → 3,330 jobs a second (medians).
+    """
+
+    def __init__(self, redis_client, text):
+        self._redis = redis_client
+        self.text = text
+        self.sha = hashlib.sha1(text.encode()).hexdigest()
+
+    def __call__(self, keys=(), args=()):
+        client = self._redis.client()
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            # Redis does not know it yet, or forgot it (a restart, SCRIPT FLUSH): load it, run it.
+            client.script_load(self.text)
+            return client.evalsha(self.sha, len(keys), *keys, *args)
 
 
 class _ThreadClient(redis.Redis):

@@ -47,6 +47,15 @@ def test_a_script_runs_on_the_calling_threads_connection(redis):
     assert redis.client_list(client_id=[there])[0]["cmd"] == "evalsha"
 
 
+def test_a_script_redis_has_forgotten_is_loaded_again_and_run(redis):
+    script = redis.register_script("return redis.call('INCR', KEYS[1])")
+    assert script(keys=["runs"]) == 1  # the first call loads it
+    redis.script_flush()  # what a Redis restart does to every script it knew
+    assert redis.script_exists(script.sha) == [False]
+    assert script(keys=["runs"]) == 2
+    assert redis.script_exists(script.sha) == [True]
+
+
 def test_nothing_connects_until_the_first_command():
     client = open_redis(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)  # nobody listens there
     client.register_script("return 1")  # what the API and the worker do at start-up
