@@ -89,15 +89,16 @@ class ThreadScript:
     """A Lua script, run by its SHA1 on the calling thread's connection: script(keys=[...], args=[...]).
 
     redis-py's own Script does the same, but each call also imports redis.client (to check for a
-    pipeline) and finds evalsha through PerThreadRedis.__getattr__: about 7 µs more a call, and a
-    payment job makes three calls. Drain A/B on the development machine, six interleaved rounds each, two runs:
-    3,001 → 3,409 and 2,832 → 3,330 jobs a second (medians).
+    pipeline) and finds evalsha through PerThreadRedis.__getattr__: about 7 µs more a call, and
+    a payment job makes three calls. Drain A/B on the development machine, six interleaved
+    rounds each, two runs: 3,001 → 3,409 and 2,832 → 3,330 jobs a second (medians).
     """
 
     def __init__(self, redis_client, text):
         self._redis = redis_client
         self.text = text
-        self.sha = hashlib.sha1(text.encode()).hexdigest()
+        # The SHA1 of the bytes Redis will be sent, which the client's encoding decides.
+        self.sha = hashlib.sha1(redis_client.connection_pool.get_encoder().encode(text)).hexdigest()
 
     def __call__(self, keys=(), args=()):
         client = self._redis.client()
