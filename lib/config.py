@@ -143,4 +143,3 @@ def load_config_or_exit(environ):
     except ConfigError as error:
         print(f"paypoc: {error}", file=sys.stderr)
         sys.exit(2)
-

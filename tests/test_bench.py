@@ -19,4 +19,3 @@ def test_the_bench_runs_and_writes_every_figure(tmp_path):
     assert 0 < figures["efficiency"]["efficiency"] <= 1.2
     assert figures["api_memory"]["requests"] >= 2000 and figures["api_memory"]["peak_mb"] > 10
     assert figures["memory_per_payment_bytes"] > 100
-
