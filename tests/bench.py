@@ -108,15 +108,19 @@ def rss_section(env, sizes, tmp, redis):
 
 def drain_section(env, sizes, tmp, redis, address):
     """The worker draining queued payments (4 threads, no delay) beside a bare reserve/delete loop,
-    and beside that loop making a payment's three Redis round trips with no work in them."""
-    count, rates = sizes["drain_jobs"], {"raw": [], "round_trips": [], "worker": []}
+    and beside that loop making, with no work in them, a payment's three Redis round trips and
+    the two that any worker must make (its status changes)."""
+    count = sizes["drain_jobs"]
+    loops = {"raw": 0, "status_changes": bench_worker.STATUS_CHANGE_TRIPS,
+             "round_trips": bench_worker.PAYMENT_REDIS_TRIPS}
+    rates = {name: [] for name in [*loops, "worker"]}
     for round_ in range(max(2, sizes["rounds"] - 1)):
-        for name, redis_url in (("raw", None), ("round_trips", env["REDIS_URL"])):
+        for name, trips in loops.items():
             tube = f"bench-{name}-{round_}"
             bench_worker.fill_tube(address, tube, count)
             command = [sys.executable, "-m", "tests.bench", "raw-drain", address[0], str(address[1]), tube, "4"]
-            output = subprocess.run(command + ([redis_url] if redis_url else []), cwd=ROOT, capture_output=True,
-                                    text=True, check=True, timeout=600).stdout
+            output = subprocess.run(command + ([env["REDIS_URL"], str(trips)] if trips else []), cwd=ROOT,
+                                    capture_output=True, text=True, check=True, timeout=600).stdout
             rates[name].append(json.loads(output)["jobs_per_second"])
         redis.flushall()
         tube = f"bench-worker-{round_}"
@@ -125,9 +129,10 @@ def drain_section(env, sizes, tmp, redis, address):
                                                               "PROCESSING_DELAY": "0"}, f"{tmp}/drain.log")
         rates["worker"].append(bench_worker.time_drain(redis, count))
         stop(worker)
-    raw, trips, ours = (statistics.median(rates[name]) for name in ("raw", "round_trips", "worker"))
-    return {"jobs": count, "raw_jobs_per_second": raw, "round_trips_jobs_per_second": trips,
-            "worker_jobs_per_second": ours, "ratio": ours / raw, "round_trips_ratio": trips / raw,
+    raw, least, trips, ours = (statistics.median(rates[name]) for name in (*loops, "worker"))
+    return {"jobs": count, "raw_jobs_per_second": raw, "status_changes_jobs_per_second": least,
+            "round_trips_jobs_per_second": trips, "worker_jobs_per_second": ours, "ratio": ours / raw,
+            "status_changes_ratio": least / raw, "round_trips_ratio": trips / raw,
             "ratio_to_round_trips": ours / trips}
 
 
@@ -205,6 +210,7 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["hello"]:
         bench_http.serve_hello(int(sys.argv[2]), int(sys.argv[3]))
     elif sys.argv[1:2] == ["raw-drain"]:
-        bench_worker.raw_drain(sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), *sys.argv[6:7])
+        redis_url, trips = (sys.argv[6], int(sys.argv[7])) if len(sys.argv) > 6 else (None, 0)
+        bench_worker.raw_drain(sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), redis_url, trips)
     else:
         main()

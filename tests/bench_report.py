@@ -27,6 +27,9 @@ def table(results):
     drain, efficiency, memory = results["drain"], results["efficiency"], results["api_memory"]
     lines += ["", f"worker drain, {drain['jobs']} jobs, 4 threads: {drain['worker_jobs_per_second']:.0f} jobs/s; "
               f"bare reserve/delete loop: {drain['raw_jobs_per_second']:.0f} jobs/s",
+              f"bare loop with the two Redis round trips any worker makes (its status changes), nothing done "
+              f"in them: {drain['status_changes_jobs_per_second']:.0f} jobs/s "
+              f"({drain['status_changes_ratio']:.2f} of the bare loop)",
               f"bare loop with a payment's three Redis round trips, nothing done in them: "
               f"{drain['round_trips_jobs_per_second']:.0f} jobs/s ({drain['round_trips_ratio']:.2f} of the bare loop; "
               f"the worker does {drain['ratio_to_round_trips']:.2f} of it)",

@@ -37,16 +37,20 @@ def time_drain(redis, count, timeout=600):
 # A payment job's Redis round trips: Attempts.begin, the processor's charge and Attempts.end
 # (tests/test_round_trips.py holds the worker to it).
 PAYMENT_REDIS_TRIPS = 3
+# The fewest any worker following DESIGN.md could make: its two status changes, each a
+# compare-and-set (PROCESSING before the processing delay, the outcome after it).
+STATUS_CHANGE_TRIPS = 2
 
 
-def raw_drain(host, port, tube, threads, redis_url=None):
+def raw_drain(host, port, tube, threads, redis_url=None, redis_trips=PAYMENT_REDIS_TRIPS):
     """The baseline: threads, each with its own client, doing nothing but reserve and delete.
 
-    With redis_url, each job also makes as many Redis round trips as a payment does, through
-    the project's client, to a script that does nothing: the cost of the round trips alone,
-    which no change to the work done inside them can go below.
+    With redis_url, each job also makes redis_trips round trips (as many as a payment makes,
+    unless told otherwise) through the project's client, to a script that does nothing: the
+    cost of the round trips alone, which no change to the work done inside them can go below.
     """
     nothing = open_redis(redis_url).register_script("return 1") if redis_url else None
+    trips = redis_trips if nothing else 0
     done, started = [], []
 
     def loop():
@@ -58,7 +62,7 @@ def raw_drain(host, port, tube, threads, redis_url=None):
                     return
                 if not started:
                     started.append(time.monotonic())
-                for _ in range(PAYMENT_REDIS_TRIPS if nothing else 0):
+                for _ in range(trips):
                     nothing(keys=[f"payment:{job.id}"])
                 client.delete(job)
                 done.append(1)

@@ -16,6 +16,7 @@ def test_the_bench_runs_and_writes_every_figure(tmp_path):
     assert figures["http"]["post"]["ratio_to_hello"] > 0
     assert figures["drain"]["worker_jobs_per_second"] > 0 and figures["drain"]["raw_jobs_per_second"] > 0
     assert figures["drain"]["round_trips_jobs_per_second"] > 0
+    assert figures["drain"]["status_changes_jobs_per_second"] > 0
     assert 0 < figures["efficiency"]["efficiency"] <= 1.2
     assert figures["api_memory"]["requests"] >= 2000 and figures["api_memory"]["peak_mb"] > 10
     assert figures["memory_per_payment_bytes"] > 100

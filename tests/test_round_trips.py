@@ -8,7 +8,7 @@ import pytest
 
 from lib.jobqueue import encode_job
 from lib.payments import COMPLETED
-from tests.bench_worker import PAYMENT_REDIS_TRIPS, fill_tube, raw_drain
+from tests.bench_worker import PAYMENT_REDIS_TRIPS, STATUS_CHANGE_TRIPS, fill_tube, raw_drain
 from tests.conftest import SEED_PAYMENT, store_payment
 from tests.processes import wait_for
 
@@ -88,12 +88,14 @@ def test_a_payment_job_is_three_redis_scripts_and_one_delete(client, redis, env,
     assert all(redis.hget(f"payment:{payment_id}", "status") == COMPLETED for payment_id in stored)
 
 
-def test_the_benchs_round_trip_baseline_makes_a_payment_jobs_redis_calls(redis, env, beanstalkd_server,
-                                                                        count_commands, capsys):
+def test_the_benchs_round_trip_baselines_make_the_redis_calls_they_stand_for(redis, env, beanstalkd_server,
+                                                                             count_commands, capsys):
+    """The bare loop makes none; by default a payment job's; asked for two, a worker's two status changes."""
     address, tube = ("127.0.0.1", beanstalkd_server.port), env["BEANSTALK_TUBE"]
     redis.script_load("return 1")  # so every call below is one EVALSHA, none a NOSCRIPT retry
-    for redis_url, trips in ((None, 0), (env["REDIS_URL"], PAYMENT_REDIS_TRIPS)):
+    for options, trips in (({}, 0), ({"redis_url": env["REDIS_URL"]}, PAYMENT_REDIS_TRIPS),
+                           ({"redis_url": env["REDIS_URL"], "redis_trips": STATUS_CHANGE_TRIPS}, 2)):
         fill_tube(address, tube, 20)
-        redis_calls, _ = count_commands(lambda: raw_drain(*address, tube, 2, redis_url))
+        redis_calls, _ = count_commands(lambda: raw_drain(*address, tube, 2, **options))
         assert json.loads(capsys.readouterr().out)["jobs"] == 20
         assert redis_calls.get("evalsha", 0) == 20 * trips  # besides each new connection's HELLO
