@@ -13,7 +13,7 @@ import tempfile
 import time
 
 from lib.local_servers import LocalServer, beanstalkd_command, free_port, redis_command
-from lib.payments import user_index_key
+from lib.payments import payment_key, user_index_key
 from lib.redis_client import open_redis
 from tests import bench_http, bench_worker
 from tests.conftest import store_payment
@@ -58,33 +58,43 @@ def start_api(env, tmp, name):
     return api, base
 
 
+def start_hello(env, tmp, *redis_url_and_key):
+    """A hello-world app on a port of its own, after a Redis round trip if given a URL and key
+    (bench_http.serve_hello); returns the process and its URL."""
+    port = free_port()
+    hello = start([sys.executable, "-m", "tests.bench", "hello", str(port), env.get("THREADS", "8"),
+                   *redis_url_and_key], {}, f"{tmp}/hello.log")
+    url = f"http://127.0.0.1:{port}/"
+    assert wait_for(lambda: answers(url)), "a hello-world app did not start"
+    return hello, url
+
+
 def http_section(env, sizes, tmp, redis, run):
-    """POST and GET against hello-world, interleaved round by round so machine noise cancels."""
+    """POST and GET against hello-world (alone, and after a GET's Redis round trip), interleaved
+    round by round so machine noise cancels."""
     api, base = start_api(env, tmp, f"api-{run}")
-    hello_port = free_port()
-    hello = start([sys.executable, "-m", "tests.bench", "hello", str(hello_port), env.get("THREADS", "8")], {},
-                  f"{tmp}/hello.log")
-    hello_url = f"http://127.0.0.1:{hello_port}/"
-    assert wait_for(lambda: answers(hello_url)), "the hello-world app did not start"
     bench_http.wrk(f"{base}/payments", bench_http.post_script(run * 100), 1)  # warm up, and make ids
     ids = [key.split(":", 1)[1] for _, key in zip(range(1000), redis.scan_iter("payment:*", count=1000))]
+    hello, hello_url = start_hello(env, tmp)
+    # The same after a GET's Redis round trip: as cheap as a GET could be.
+    hello_hgetall, hello_hgetall_url = start_hello(env, tmp, env["REDIS_URL"], payment_key(ids[0]))
     for _ in range(LIST_USER_PAYMENTS - redis.zcard(user_index_key("bench-list"))):
         store_payment(redis, "bench-list")  # the same list, empty store or a million stored
-    subjects = {"hello": (hello_url, ""), "post": (f"{base}/payments", None),
+    subjects = {"hello": (hello_url, ""), "hello_hgetall": (hello_hgetall_url, ""), "post": (f"{base}/payments", None),
                 "get": (f"{base}/payments", bench_http.get_script(ids)),
                 "list": (f"{base}/payments?user_id=bench-list&limit=10", "")}
     runs = {name: [] for name in subjects}
     for round_ in range(sizes["rounds"]):
         for name, (url, script) in subjects.items():
             script = bench_http.post_script(run * 100 + round_ + 1) if script is None else script
-            server = hello if name == "hello" else api
+            server = {"hello": hello, "hello_hgetall": hello_hgetall}.get(name, api)
             runs[name].append(bench_http.wrk_on(server.pid, url, script, sizes["seconds"]))
-    stop(api)
-    stop(hello)
+    for server in (api, hello, hello_hgetall):
+        stop(server)
     medians = ("rps", "p50_ms", "p99_ms", "cpu_us_per_request", "switches_per_request")
     result = {name: {key: statistics.median(r[key] for r in rs) for key in medians}
               | {"errors": sum(r["errors"] + r["non2xx"] for r in rs)} for name, rs in runs.items()}
-    for name in ("post", "get", "list"):
+    for name in ("hello_hgetall", "post", "get", "list"):
         result[name]["ratio_to_hello"] = result[name]["rps"] / result["hello"]["rps"]
     return result
 
@@ -208,7 +218,7 @@ def main(argv=None):
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["hello"]:
-        bench_http.serve_hello(int(sys.argv[2]), int(sys.argv[3]))
+        bench_http.serve_hello(int(sys.argv[2]), int(sys.argv[3]), *sys.argv[4:6])
     elif sys.argv[1:2] == ["raw-drain"]:
         redis_url, trips = (sys.argv[6], int(sys.argv[7])) if len(sys.argv) > 6 else (None, 0)
         bench_worker.raw_drain(sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), redis_url, trips)

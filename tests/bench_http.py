@@ -51,10 +51,22 @@ def hello_app(environ, start_response):
     return [body]
 
 
-def serve_hello(port, threads):
-    """Serve hello_app with the API's own server settings (lib.http_server.create_server)."""
+def hello_after_round_trip(redis, key):
+    """hello_app after the Redis round trip a GET makes (HGETALL of a payment), its reply unused:
+    what waitress and that round trip cost, with none of the API's own work."""
+    def app(environ, start_response):
+        redis.hgetall(key)
+        return hello_app(environ, start_response)
+    return app
+
+
+def serve_hello(port, threads, redis_url=None, key=None):
+    """Serve hello_app with the API's own server settings (lib.http_server.create_server); with
+    redis_url and key, hello_after_round_trip through the API's own Redis client."""
     from lib.http_server import create_server
-    create_server(hello_app, SimpleNamespace(host="127.0.0.1", port=port, threads=threads)).run()
+    from lib.redis_client import open_redis
+    app = hello_after_round_trip(open_redis(redis_url), key) if redis_url else hello_app
+    create_server(app, SimpleNamespace(host="127.0.0.1", port=port, threads=threads)).run()
 
 
 def wrk(url, script, seconds, connections=16, threads=2):

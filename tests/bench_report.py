@@ -15,14 +15,19 @@ def _row(name, value, text):
     return f"| {text:<52} | {value:>10.2f} | {sense} {target:<6} | {'yes' if met else 'NO':<4}|"
 
 
+def _floor_row(value, text):
+    """A row with no target: the best the subject could do with its round trips and no other work."""
+    return f"| {text:<52} | {value:>10.2f} | none      | -   |"
+
+
 def table(results):
     """A Markdown table of the run: the raw figures, then each ratio against its target."""
     http = results["http"]
     lines = ["| subject | req/s | p50 ms | p99 ms | errors | server CPU µs/req | context switches/req |",
              "|---|---:|---:|---:|---:|---:|---:|"]
-    for name in ("hello", "post", "get", "list"):
+    for name in ("hello", "hello_hgetall", "post", "get", "list"):
         r = http[name]
-        lines.append(f"| {name:<7} | {r['rps']:8.0f} | {r['p50_ms']:6.2f} | {r['p99_ms']:6.2f} | {r['errors']} "
+        lines.append(f"| {name:<13} | {r['rps']:8.0f} | {r['p50_ms']:6.2f} | {r['p99_ms']:6.2f} | {r['errors']} "
                      f"| {r['cpu_us_per_request']:5.0f} | {r['switches_per_request']:5.1f} |")
     drain, efficiency, memory = results["drain"], results["efficiency"], results["api_memory"]
     lines += ["", f"worker drain, {drain['jobs']} jobs, 4 threads: {drain['worker_jobs_per_second']:.0f} jobs/s; "
@@ -40,8 +45,10 @@ def table(results):
               "| measure | value | target | met |", "|---|---:|---|---|",
               _row("post_ratio", http["post"]["ratio_to_hello"], "POST /payments req/s / hello-world"),
               _row("get_ratio", http["get"]["ratio_to_hello"], "GET /payments/{id} req/s / hello-world"),
+              _floor_row(http["hello_hgetall"]["ratio_to_hello"], "a GET's floor: hello-world after its HGETALL / hello"),
               _row("post_p99_ms", http["post"]["p99_ms"], "POST p99 at 16 connections, ms"),
               _row("drain_ratio", drain["ratio"], "worker drain / bare greenstalk loop"),
+              _floor_row(drain["status_changes_ratio"], "a worker's floor: the loop with 2 Redis trips / bare"),
               _row("efficiency", efficiency["efficiency"], "50-thread efficiency (jobs/s / 250)"),
               _row("api_peak_mb", memory["peak_mb"], "API peak RSS, MB"),
               _row("api_growth_mb", memory["growth_second_half_mb"], "API RSS growth in the second half, MB"),

@@ -9,7 +9,7 @@ def test_the_bench_runs_and_writes_every_figure(tmp_path):
     out = tmp_path / "bench.json"
     bench.main(["--smoke", "--out", str(out)])
     figures = json.loads(out.read_text())
-    for subject in ("hello", "post", "get", "list"):
+    for subject in ("hello", "hello_hgetall", "post", "get", "list"):
         assert figures["http"][subject]["rps"] > 0 and figures["http"][subject]["errors"] == 0
         assert figures["http"][subject]["cpu_us_per_request"] > 0  # the server's own, read from /proc
         assert figures["http"][subject]["switches_per_request"] > 0

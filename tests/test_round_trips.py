@@ -2,12 +2,14 @@
 
 import json
 from collections import Counter
+from wsgiref.util import setup_testing_defaults
 
 import greenstalk
 import pytest
 
 from lib.jobqueue import encode_job
-from lib.payments import COMPLETED
+from lib.payments import COMPLETED, payment_key
+from tests.bench_http import hello_after_round_trip
 from tests.bench_worker import PAYMENT_REDIS_TRIPS, STATUS_CHANGE_TRIPS, fill_tube, raw_drain
 from tests.conftest import SEED_PAYMENT, store_payment
 from tests.processes import wait_for
@@ -67,6 +69,21 @@ def test_a_get_is_one_hgetall(client, redis, count_commands):
             assert client.request("GET", f"/payments/{payment_id}")[0] == 200
 
     assert count_commands(get_three) == ({"hgetall": 3}, {})
+
+
+def test_the_benchs_get_floor_makes_the_same_hgetall_and_answers_hello(redis, count_commands):
+    key = payment_key(store_payment(redis)["id"])
+    app = hello_after_round_trip(redis, key)
+    answers = []
+
+    def get_three():
+        for _ in range(3):
+            environ = {}
+            setup_testing_defaults(environ)
+            answers.append(b"".join(app(environ, lambda status, headers: None)))
+
+    assert count_commands(get_three) == ({"hgetall": 3}, {})
+    assert answers == [b'{"status":"OK"}\n'] * 3
 
 
 def test_a_payment_job_is_three_redis_scripts_and_one_delete(client, redis, env, tube, run_worker, count_commands):
