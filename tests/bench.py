@@ -80,14 +80,13 @@ def http_section(env, sizes, tmp, redis, run):
     hello_hgetall, hello_hgetall_url = start_hello(env, tmp, env["REDIS_URL"], payment_key(ids[0]))
     for _ in range(LIST_USER_PAYMENTS - redis.zcard(user_index_key("bench-list"))):
         store_payment(redis, "bench-list")  # the same list, empty store or a million stored
-    subjects = {"hello": (hello_url, ""), "hello_hgetall": (hello_hgetall_url, ""), "post": (f"{base}/payments", None),
-                "get": (f"{base}/payments", bench_http.get_script(ids)),
-                "list": (f"{base}/payments?user_id=bench-list&limit=10", "")}
+    subjects = {"hello": (hello, hello_url, ""), "hello_hgetall": (hello_hgetall, hello_hgetall_url, ""),
+                "post": (api, f"{base}/payments", None), "get": (api, f"{base}/payments", bench_http.get_script(ids)),
+                "list": (api, f"{base}/payments?user_id=bench-list&limit=10", "")}
     runs = {name: [] for name in subjects}
     for round_ in range(sizes["rounds"]):
-        for name, (url, script) in subjects.items():
+        for name, (server, url, script) in subjects.items():
             script = bench_http.post_script(run * 100 + round_ + 1) if script is None else script
-            server = {"hello": hello, "hello_hgetall": hello_hgetall}.get(name, api)
             runs[name].append(bench_http.wrk_on(server.pid, url, script, sizes["seconds"]))
     for server in (api, hello, hello_hgetall):
         stop(server)
