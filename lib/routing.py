@@ -20,15 +20,20 @@ class Router:
         self._routes = [(method, template, _compile(template), handler) for method, template, handler in routes]
 
     def match(self, method, path):
-        """Return (handler, params, template) for the request, or raise HTTPError 404 or 405 (with Allow)."""
+        """Return (handler, params, template) for the request, or raise HTTPError 404 or 405 (with Allow).
+
+        HEAD is answered by the GET route, as HTTP requires of every server (and as bottle and
+        werkzeug route it); the app then sends the headers without the body.
+        """
+        wanted = "GET" if method == "HEAD" else method
         allowed = []
         for route_method, template, regex, handler in self._routes:
             found = regex.match(path)
             if found is None:
                 continue
-            if route_method == method:
+            if route_method == wanted:
                 return handler, found.groupdict(), template
-            allowed.append(route_method)
+            allowed += [route_method, "HEAD"] if route_method == "GET" else [route_method]
         if allowed:
             raise HTTPError(405, f"method {method} not allowed; use {', '.join(allowed)}",
                             [("Allow", ", ".join(allowed))])

@@ -106,4 +106,7 @@ class App:
         # The access log: one line per request.
         log.info("%s %s %d %.1fms request_id=%s", request.method, request.path, response.status,
                  seconds * 1000, request.id)
-        return [body]
+        # A HEAD response ends with its headers (Content-Length still tells the GET's length):
+        # waitress would send a body, which a client keeping the connection would read as the
+        # start of its next response.
+        return [] if request.method == "HEAD" else [body]

@@ -8,6 +8,7 @@ import pytest
 from lib.jsonio import MAX_BODY_BYTES
 
 from tests.conftest import SEED_PAYMENT as SEED_BODY
+from tests.conftest import store_payment
 
 
 def test_health_answers_ok(client):
@@ -63,12 +64,21 @@ def test_unknown_path_is_404(client):
 
 
 @pytest.mark.parametrize("method, path, allow", [
-    ("DELETE", "/payments", "POST, GET"), ("PUT", "/queue", "GET"),
-    ("POST", "/health", "GET"), ("PUT", f"/payments/{uuid.uuid4()}", "GET"),
+    ("DELETE", "/payments", "POST, GET, HEAD"), ("PUT", "/queue", "GET, HEAD"),
+    ("POST", "/health", "GET, HEAD"), ("PUT", f"/payments/{uuid.uuid4()}", "GET, HEAD"),
 ])
 def test_wrong_method_is_405_with_allow(client, method, path, allow):
     status, headers, body = client.request(method, path)
     assert status == 405 and headers["Allow"] == allow and "error" in body
+
+
+@pytest.mark.parametrize("path", ["/health", "/payments/{stored}", f"/payments/{uuid.uuid4()}", "/payments"])
+def test_head_answers_as_get_would_with_no_body(client, redis, path):
+    path = path.format(stored=store_payment(redis)["id"])
+    get_status, get_headers, get_body = client.request_raw("GET", path)
+    head_status, head_headers, head_body = client.request_raw("HEAD", path)
+    assert head_status == get_status and head_body == b"" and get_body != b""
+    assert head_headers["Content-Length"] == get_headers["Content-Length"] == str(len(get_body))
 
 
 def test_invalid_field_is_400_naming_it_and_stores_nothing(client, redis, tube):

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from http.client import HTTPConnection
 
 import pytest
 
@@ -39,6 +40,17 @@ def test_the_seeds_rate_limit_loop_over_http(api):
     assert [s for s, _, _ in statuses] == [201] * 5 + [429] * 5
     assert statuses[-1][2] == {"error": "Rate limit exceeded. Try again later."}
     assert statuses[-1][1]["Retry-After"] and statuses[-1][1]["RateLimit-Policy"] == '"default";q=5;w=60'
+
+
+def test_a_head_request_leaves_the_connection_ready_for_the_next_request(api):
+    connection = HTTPConnection(api.removeprefix("http://"), timeout=5)
+    connection.request("HEAD", "/health")
+    head = connection.getresponse()
+    assert (head.status, head.read(), head.getheader("Content-Length")) == (200, b"", "16")
+    connection.request("GET", "/health")  # the same connection: no stray body may be waiting on it
+    get = connection.getresponse()
+    assert (get.status, json.loads(get.read())) == (200, {"status": "OK"})
+    connection.close()
 
 
 def test_five_worker_threads_process_five_payments_at_once(api, launch):
