@@ -7,7 +7,7 @@ import threading
 
 import greenstalk
 
-from lib.socket_timeouts import use_kernel_timeouts
+from lib.socket_timeouts import DEPENDENCY_TIMEOUT, use_kernel_timeouts
 
 # Errors that mean beanstalkd is unreachable or the connection is broken: OSError covers
 # refused connections, resets and socket timeouts; greenstalk.Error covers server error replies.
@@ -15,7 +15,7 @@ QUEUE_ERRORS = (OSError, greenstalk.Error)
 
 
 # What an attempt may take beyond the processing delay: a few Redis and beanstalkd round trips,
-# each bounded by a 1 s timeout, with room to spare.
+# each bounded by DEPENDENCY_TIMEOUT, with room to spare.
 TTR_MARGIN = 10
 
 
@@ -66,7 +66,7 @@ class JobQueue:
     """Puts payment jobs on the tube; each API thread has its own connection (a client is not
     thread-safe), opened on first use and dropped after any error so the next call reconnects."""
 
-    def __init__(self, address, tube, ttr, timeout=1.0):
+    def __init__(self, address, tube, ttr, timeout=DEPENDENCY_TIMEOUT):
         self.address, self.tube, self.ttr, self.timeout = address, tube, ttr, timeout
         self._local = threading.local()
 

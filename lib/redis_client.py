@@ -9,7 +9,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from lib.socket_timeouts import use_kernel_timeouts
+from lib.socket_timeouts import DEPENDENCY_TIMEOUT, use_kernel_timeouts
 
 # A connection idle this long is checked before its next command, as a pool checks every one.
 # Under load a thread's connection is never idle that long, so the check costs nothing there;
@@ -21,7 +21,7 @@ IDLE_CHECK_AFTER = 0.01  # seconds
 REDIS_DOWN_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 
 
-def open_redis(url, timeout=1.0):
+def open_redis(url, timeout=DEPENDENCY_TIMEOUT):
     """A client for url that any thread may use; nothing connects until the first command.
 
     redis-py's default is to retry a failed command several times with backoff, which turns

@@ -3,6 +3,10 @@
 import socket
 import struct
 
+# How long the API and the worker wait on Redis or beanstalkd before giving up. GET /ready asks
+# both in turn and must answer within 2 s even when both are stalled: twice this, with room.
+DEPENDENCY_TIMEOUT = 0.8  # seconds
+
 
 def use_kernel_timeouts(sock, seconds):
     """Make sock blocking, with each read and write failing after `seconds` without progress.

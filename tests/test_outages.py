@@ -73,3 +73,11 @@ def test_a_stalled_dependency_costs_a_timeout_not_a_hang(app_client, own_servers
     ready, seconds = timed(lambda: app_client.request("GET", "/ready"))
     assert ready[0] == 503 and ready[2][frozen] == "down" and seconds < CONTRACT_SECONDS
     os.kill(own_servers[frozen].process.pid, signal.SIGCONT)
+
+
+def test_ready_answers_within_2_s_with_both_dependencies_stalled(app_client, own_servers):
+    assert app_client.request("GET", "/ready")[0] == 200  # connections are open before the freeze
+    for server in own_servers.values():
+        os.kill(server.process.pid, signal.SIGSTOP)  # the fixture thaws them
+    (status, _, body), seconds = timed(lambda: app_client.request("GET", "/ready"))
+    assert (status, body["redis"], body["beanstalkd"]) == (503, "down", "down") and seconds < CONTRACT_SECONDS

@@ -12,6 +12,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from lib.local_servers import LocalServer, free_port, redis_command
 from lib.redis_client import IDLE_CHECK_AFTER, REDIS_DOWN_ERRORS, open_redis
+from lib.socket_timeouts import DEPENDENCY_TIMEOUT
 from tests.test_socket_timeouts import kernel_timeout
 
 
@@ -89,7 +90,7 @@ def test_tcp_connections_wait_in_the_kernel_not_in_poll(redis, redis_server):
     redis.ping()
     sock = redis.client().connection._sock
     assert sock.gettimeout() is None  # blocking: no poll() before each read and write
-    assert kernel_timeout(sock, socket.SO_RCVTIMEO) == kernel_timeout(sock, socket.SO_SNDTIMEO) == 1.0
+    assert kernel_timeout(sock, socket.SO_RCVTIMEO) == kernel_timeout(sock, socket.SO_SNDTIMEO) == DEPENDENCY_TIMEOUT
 
 
 def test_unix_socket_urls_keep_pythons_timeouts(tmp_path):
