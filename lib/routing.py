@@ -18,6 +18,9 @@ class Router:
 
     def __init__(self, routes):
         self._routes = [(method, template, _compile(template), handler) for method, template, handler in routes]
+        self.methods = {method for method, _, _ in routes}  # the methods it answers
+        if "GET" in self.methods:
+            self.methods.add("HEAD")  # see match
 
     def match(self, method, path):
         """Return (handler, params, template) for the request, or raise HTTPError 404 or 405 (with Allow).

@@ -102,7 +102,10 @@ class App:
         start_response(f"{response.status} {HTTPStatus(response.status).phrase}",
                        headers + list(response.headers))
         seconds = time.perf_counter() - started
-        self.durations.observe(request.method, request.route, seconds)
+        # A client may send any method it makes up: only the routed ones are labels of their
+        # own, so a stream of invented methods cannot add series (and memory) without end.
+        method = request.method if request.method in self.router.methods else "other"
+        self.durations.observe(method, request.route, seconds)
         # The access log: one line per request.
         log.info("%s %s %d %.1fms request_id=%s", request.method, request.path, response.status,
                  seconds * 1000, request.id)

@@ -142,6 +142,17 @@ def test_failures_and_retries_are_counted(client, redis, run_worker):
     assert redis.hgetall("metrics:payments_by_status") == {"PENDING": "0", "PROCESSING": "0", "FAILED": "1"}
 
 
+@pytest.mark.filterwarnings("ignore:Unknown REQUEST_METHOD")  # wsgiref's validator; invented on purpose
+def test_methods_no_route_knows_share_one_label_in_the_histogram(client):
+    for invented in ("FOO", "BAR", "PURGE"):
+        assert client.request(invented, "/payments")[0] == 405
+    assert client.request_raw("HEAD", "/health")[0] == 200
+    _, _, text = client.request_text("GET", "/metrics")
+    counts = {labels: value for name, labels, value in parse_exposition(text)[0]["paypoc_http_request_duration_seconds"]
+              if name.endswith("_count")}
+    assert counts == {'{method="other",route="unmatched"}': 3, '{method="HEAD",route="/health"}': 1}
+
+
 def test_label_values_are_escaped():
     durations = RequestDurations()
     durations.observe('GE"T', "/a\\b\nc", 0.003)
