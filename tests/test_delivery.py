@@ -69,7 +69,6 @@ def test_jobs_lost_by_a_beanstalkd_restart_are_requeued_after_stale_after(api, l
     worker = launch("paypoc_worker.py", max_workers=4, stale_after=1)
     assert wait_for(lambda: all_completed(api, ids), timeout=30)
     assert charges_made(store) == 50
-    # Log lines reach the file within FLUSH_INTERVAL (lib/logs.py), so they are waited for.
     assert wait_for(lambda: worker.output().count("Re-queued unfinished payment") >= 50)
 
 
