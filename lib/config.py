@@ -6,6 +6,11 @@ import sys
 from dataclasses import dataclass
 
 
+# Not a setting: how long the API and the worker wait on Redis or beanstalkd before giving up.
+# GET /ready asks both in turn and must answer within 2 s even when both are stalled.
+DEPENDENCY_TIMEOUT = 0.8  # seconds
+
+
 class ConfigError(Exception):
     """A variable has a value the service cannot run with."""
 

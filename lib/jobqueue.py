@@ -7,7 +7,7 @@ import threading
 
 import greenstalk
 
-from lib.socket_timeouts import DEPENDENCY_TIMEOUT, use_kernel_timeouts
+from lib.config import DEPENDENCY_TIMEOUT
 
 # Errors that mean beanstalkd is unreachable or the connection is broken: OSError covers
 # refused connections, resets and socket timeouts; greenstalk.Error covers server error replies.
@@ -45,17 +45,16 @@ def decode_job(body):
     return data["payment_id"]
 
 
-def connect(address, tube, timeout, watch=False):
+def connect(address: tuple, tube: str, timeout: float, watch: bool = False) -> greenstalk.Client:
     """A greenstalk client using (or, for a worker, watching) tube, whose socket has a timeout.
 
-    greenstalk opens sockets without a timeout; handing it a socket we opened ourselves means a
-    stalled beanstalkd costs `timeout` seconds, not a hung thread (greenstalk then reports
-    "Unexpected EOF": see lib/socket_timeouts.py). Bodies stay bytes (encoding=None), so a job
-    that is not UTF-8 reaches our code instead of failing in reserve.
+    greenstalk opens its own sockets without a timeout, and accepts a connected socket instead:
+    given one with a timeout, a stalled beanstalkd costs `timeout` seconds (TimeoutError), not
+    a hung thread. Bodies stay bytes (encoding=None), so a job that is not UTF-8 reaches our
+    code instead of failing in reserve.
     """
     sock = socket.create_connection(address, timeout=timeout)
     try:
-        use_kernel_timeouts(sock, timeout)
         return greenstalk.Client(sock, encoding=None, use=tube, watch=tube if watch else "default")
     except BaseException:
         sock.close()
@@ -71,18 +70,26 @@ class JobQueue:
         self._local = threading.local()
 
     def _call(self, method, *args, **kwargs):
-        client = getattr(self._local, "client", None)
-        try:
-            if client is None:
-                client = self._local.client = connect(self.address, self.tube, self.timeout)
-            return getattr(client, method)(*args, **kwargs)
-        except greenstalk.NotFoundError:
-            raise  # an answer (no such tube, no such job), not a broken connection
-        except QUEUE_ERRORS as error:
-            self._local.client = None
-            if client is not None:
-                client.close()
-            raise QueueUnavailable(f"beanstalkd at {self.address[0]}:{self.address[1]}: {error}") from error
+        # A kept connection may have died unnoticed (beanstalkd restarted): the first command
+        # on it fails at once with a ConnectionError, and is tried once more on a new one. A
+        # put tried twice may queue its job twice, which is harmless: the worker drops a job
+        # whose payment is in hand or finished. A timeout is not tried again (beanstalkd is
+        # stalled, and the caller must answer within 2 s).
+        while True:
+            client = getattr(self._local, "client", None)
+            kept = client is not None
+            try:
+                if not kept:
+                    client = self._local.client = connect(self.address, self.tube, self.timeout)
+                return getattr(client, method)(*args, **kwargs)
+            except greenstalk.NotFoundError:
+                raise  # an answer (no such tube, no such job), not a broken connection
+            except QUEUE_ERRORS as error:
+                self._local.client = None
+                if client is not None:
+                    client.close()
+                if not (kept and isinstance(error, ConnectionError)):
+                    raise QueueUnavailable(f"beanstalkd at {self.address[0]}:{self.address[1]}: {error}") from error
 
     def put(self, payment_id):
         """Queue the job for payment_id; raise QueueUnavailable when beanstalkd cannot take it."""

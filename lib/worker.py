@@ -137,8 +137,7 @@ class PaymentWorker:
                 if job is not None:
                     self._handle(client, job)
                     recovered("Redis")
-            except (*QUEUE_ERRORS, *REDIS_DOWN_ERRORS, AssertionError) as error:
-                # greenstalk checks reply framing with assert, so a cut connection can raise it.
+            except (*QUEUE_ERRORS, *REDIS_DOWN_ERRORS) as error:
                 name = "Redis" if isinstance(error, REDIS_DOWN_ERRORS) else "beanstalkd"
                 if name not in down:  # one line per outage, not one per attempt
                     log.warning("Worker #%d: %s is unavailable (%s); retrying", number, name, describe(error))

@@ -63,6 +63,18 @@ def test_api_reconnects_once_beanstalkd_is_back(app_client, own_servers, env):
         assert peek.stats_tube(peek.using())["current-jobs-ready"] == 1  # the second one was queued
 
 
+@pytest.mark.parametrize("restarted", ["redis", "beanstalkd"])
+def test_after_a_dependency_restarts_no_request_fails_on_a_connection_it_closed(app_client, own_servers, restarted):
+    created = app_client.post_payment(SEED_PAYMENT)[2]["data"]  # connections are open before the restart
+    assert app_client.request("GET", "/queue")[0] == 200
+    own_servers[restarted].stop()
+    own_servers[restarted].start()
+    assert app_client.request("GET", "/ready")[::2] == (200, {"status": "OK", "redis": "up", "beanstalkd": "up"})
+    assert app_client.request("GET", "/queue")[0] == 200
+    assert app_client.request("GET", f"/payments/{created['id']}")[2] == created  # Redis keeps its append-only file
+    assert app_client.post_payment({**SEED_PAYMENT, "amount": 7})[0] == 201
+
+
 @pytest.mark.parametrize("frozen", ["redis", "beanstalkd"])
 def test_a_stalled_dependency_costs_a_timeout_not_a_hang(app_client, own_servers, frozen):
     assert app_client.post_payment(SEED_PAYMENT)[0] == 201  # connections are open before the freeze
@@ -73,6 +85,9 @@ def test_a_stalled_dependency_costs_a_timeout_not_a_hang(app_client, own_servers
     ready, seconds = timed(lambda: app_client.request("GET", "/ready"))
     assert ready[0] == 503 and ready[2][frozen] == "down" and seconds < CONTRACT_SECONDS
     os.kill(own_servers[frozen].process.pid, signal.SIGCONT)
+    # Thawed, it serves again at once: the connection that timed out was dropped, not reused.
+    assert app_client.request("GET", "/ready")[0] == 200
+    assert app_client.post_payment(SEED_PAYMENT)[0] == 201
 
 
 def test_ready_answers_within_2_s_with_both_dependencies_stalled(app_client, own_servers):
