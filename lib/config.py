@@ -26,30 +26,26 @@ def _integer(low, high):
     return parse
 
 
+# Plain ASCII digits only: float() would also take "３", "1_0" and "inf".
+_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
+
+
 def _seconds(low, high):
     """A parser for a duration in seconds from low to high (fractions allowed)."""
 
     def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            value = float("nan")
-        if not low <= value <= high:  # also false for NaN
+        if not _DECIMAL.fullmatch(text) or not low <= float(text) <= high:
             raise ValueError(f"a number of seconds from {low} to {high}, for example 3 or 0.5")
-        return value
+        return float(text)
 
     return parse
 
 
 def _probability(text):
     """A parser for a probability: a number from 0 to 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 1:  # also false for NaN
+    if not _DECIMAL.fullmatch(text) or not 0 <= float(text) <= 1:
         raise ValueError("a probability from 0 to 1, for example 0.2")
-    return value
+    return float(text)
 
 
 def _host_port(text):
@@ -80,7 +76,7 @@ def _host(text):
 
 
 def _log_level(text):
-    level = text.upper()
+    level = text.upper() if text.isascii() else ""  # "ınfo".upper() is "INFO"
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ValueError("one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
     return getattr(logging, level)

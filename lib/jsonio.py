@@ -32,10 +32,11 @@ def read_json_body(environ, limit=MAX_BODY_BYTES):
     media_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
     if media_type != "application/json":
         raise HTTPError(415, "Content-Type must be application/json")
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        raise HTTPError(400, "Content-Length must be a whole number") from None
+    length_text = environ.get("CONTENT_LENGTH") or "0"
+    # ASCII digits only: int() would also take "１２", " 12" and "1_2".
+    if not (length_text.isascii() and length_text.isdigit()):
+        raise HTTPError(400, "Content-Length must be a whole number")
+    length = int(length_text)
     if length > limit:
         raise HTTPError(413, f"request body is larger than {limit} bytes")
     # Read one byte past the limit so a body that lied about its length is still caught.

@@ -16,15 +16,23 @@ MAX_USER_ID_LENGTH = 128
 USER_ID_KEYS = ("user_id", "userid")
 DEFAULT_LIMIT, MAX_LIMIT = 10, 100  # payments per page of GET /payments, as Stripe's lists
 _NUMERIC_STRING = re.compile(r"[0-9]{1,13}(\.[0-9]{1,20})?")
+# Checked before anything is upper-cased: "ınr".upper() is "INR" and "ſek".upper() is "SEK", so
+# a check after normalising would take look-alike letters for an ISO code.
+_CURRENCY_CODE = re.compile(r"[A-Za-z]{3}")
 
 
 def _invalid(message):
     return HTTPError(400, message)
 
 
+def _is_user_id_key(key):
+    """True for user_id under any accepted spelling; ASCII only, so no look-alike letter lowers into one."""
+    return key.isascii() and key.lower() in USER_ID_KEYS
+
+
 def _user_id(body):
     """Find the user id under any accepted spelling; exactly one must be given."""
-    keys = [key for key in body if key.lower() in USER_ID_KEYS]
+    keys = [key for key in body if _is_user_id_key(key)]
     if not keys:
         raise _invalid("user_id is required")
     if len(keys) > 1:
@@ -50,10 +58,9 @@ def _currency(body):
         raise _invalid("currency is required")
     if not isinstance(value, str):
         raise _invalid("currency must be a string")
-    code = value.upper()
-    if not (len(code) == 3 and code.isascii() and code.isalpha()) or minor_units(code) is None:
+    if not _CURRENCY_CODE.fullmatch(value) or minor_units(value.upper()) is None:
         raise _invalid("currency must be an ISO 4217 code such as USD, EUR or XAF")
-    return code
+    return value.upper()
 
 
 def _without_trailing_zeros(amount):
@@ -95,7 +102,7 @@ def parse_payment_request(body):
     if not isinstance(body, dict):
         raise _invalid("request body must be a JSON object")
     known = {"amount", "currency"}
-    unknown = [key for key in body if key not in known and key.lower() not in USER_ID_KEYS]
+    unknown = [key for key in body if key not in known and not _is_user_id_key(key)]
     if unknown:
         raise _invalid(f"unknown field {unknown[0]!r}; expected user_id, amount and currency")
     user_id = _user_id(body)

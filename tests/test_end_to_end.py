@@ -10,6 +10,7 @@ from http.client import HTTPConnection
 
 import pytest
 
+from lib.config import ConfigError, load_config
 from lib.local_servers import free_port
 from tests.processes import ROOT, http, wait_for
 
@@ -107,3 +108,9 @@ def test_bad_configuration_exits_2_with_one_line_naming_the_variable(script, nam
     assert result.returncode == 2 and result.stdout == ""
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"paypoc: {name}={value!r} is invalid: expected")
+
+
+@pytest.mark.parametrize("name, value", [("LOG_LEVEL", "ınfo"), ("PROCESSING_DELAY", "３"), ("RETRY_DELAY", "1_0")])
+def test_settings_accept_plain_ascii_only(name, value):
+    with pytest.raises(ConfigError, match=name):
+        load_config({name: value})

@@ -77,6 +77,18 @@ def test_unknown_or_malformed_currencies_are_refused(currency):
     assert error_of(f'{{"user_id": "u", "amount": 1, "currency": {currency}}}').startswith("currency")
 
 
+# Each of these upper-cases to a real code ("ınr".upper() == "INR"), so only a check made
+# before normalising refuses them.
+@pytest.mark.parametrize("currency", ["ınr", "ſek", "uſd", "\uff35SD"])
+def test_look_alike_letters_are_not_a_currency_code(currency):
+    assert error_of(f'{{"user_id": "u", "amount": 1, "currency": "{currency}"}}').startswith("currency")
+
+
+def test_a_look_alike_spelling_of_user_id_is_an_unknown_field():
+    # "uſer_id".casefold() == "user_id": only plain ASCII spellings name the field.
+    assert "unknown field" in error_of('{"u\u017fer_id": "u", "amount": 1, "currency": "USD"}')
+
+
 @pytest.mark.parametrize("user_id, message", [
     ('""', "1 to 128 characters"),
     ('"' + "x" * 129 + '"', "1 to 128 characters"),
