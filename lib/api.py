@@ -3,9 +3,10 @@
 import logging
 from typing import NamedTuple
 
+from lib.admission import LIMITED, MISMATCH, REPLAYED, Admission
 from lib.heartbeat import live_workers
 from lib.http_error import HTTPError
-from lib.idempotency import IdempotencyStore, Stored, fingerprint, parse_key
+from lib.idempotency import parse_key
 from lib.jobqueue import JobQueue, QueueUnavailable
 from lib.jsonio import dumps, parse_json
 from lib.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -19,6 +20,9 @@ from lib.wsgi import App, Response
 log = logging.getLogger("paypoc.api")
 
 RATE_LIMITED = "Rate limit exceeded. Try again later."
+# A 503 to a POST: Redis may have run the admission before its answer was lost.
+OUTCOME_UNKNOWN = ("payment store unavailable: the payment may or may not have been taken. Retry with the same "
+                   "Idempotency-Key to find out; without one, check GET /payments?user_id=... before sending it again")
 
 
 class Services(NamedTuple):
@@ -26,9 +30,9 @@ class Services(NamedTuple):
 
     redis: object
     payments: PaymentStore
+    admission: Admission
     limiter: TokenBucket
     queue: JobQueue
-    idempotency: IdempotencyStore
     durations: RequestDurations
 
 
@@ -55,70 +59,44 @@ def ready(services, request):
 
 
 def create_payment(services, request):
-    """Validate, honour an Idempotency-Key, rate-limit, store as PENDING, queue; answer 201."""
-    headers = [("RateLimit-Policy", services.limiter.policy_header)]
+    """Validate; admit (Idempotency-Key, rate limit and storage in one atomic step); queue; answer 201."""
+    # Every answer to a POST carries RateLimit-Policy, a refusal of bad input included.
+    policy = [("RateLimit-Policy", services.limiter.policy_header)]
     try:
         user_id, amount, currency = parse_payment_request(request.json())
         key = parse_key(request.header("Idempotency-Key"))
-        if key is None:
-            return _accept(services, user_id, amount, currency, headers)
-        # Claimed before the rate limit, so a replay (or a 409 / 422) spends no token.
-        replay = services.idempotency.claim(user_id, key, fingerprint(user_id, amount, currency))
-        if replay:
-            return Response(replay.status, parse_json(replay.body.encode()),
-                            headers + [("Location", replay.location), ("Idempotent-Replayed", "true")])
-        try:
-            response = _accept(services, user_id, amount, currency, headers)
-        except BaseException:
-            _forget(services, user_id, key)
-            raise
-        _remember(services, user_id, key, response)
-        return response
     except HTTPError as error:
-        error.headers[:0] = headers
-        raise
-
-
-def _accept(services, user_id, amount, currency, headers):
-    """Rate-limit, store and queue a validated payment; headers gains the RateLimit header."""
+        raise HTTPError(error.status, error.message, policy + error.headers) from None
     payment = new_payment(user_id, amount, currency)
-    # One round trip takes the token and, if there was one, stores the payment (indexed as
-    # unfinished). Stored before it is queued, so a worker never takes a job whose payment is
-    # missing, and a job that never makes it is found by the sweeper.
-    decision = services.payments.add(payment, services.limiter)
-    headers.append(("RateLimit", services.limiter.header(decision)))
-    if not decision.allowed:
-        raise HTTPError(429, RATE_LIMITED, [("Retry-After", str(decision.retry_after))])
+    body = {"status": "success", "message": "Payment queued successfully", "data": to_json(payment)}
     try:
-        services.queue.put(payment["id"])
+        admitted = services.admission.admit(payment, key, dumps(body))
+    except REDIS_DOWN_ERRORS as error:
+        log.warning("POST /payments for user %s: 503, outcome unknown (%s)", user_id, describe(error))
+        raise HTTPError(503, OUTCOME_UNKNOWN, [("Retry-After", "1")]) from None
+    headers = policy + [("RateLimit", services.limiter.header(admitted.decision))]
+    if admitted.outcome == LIMITED:
+        raise HTTPError(429, RATE_LIMITED, headers + [("Retry-After", str(admitted.decision.retry_after))])
+    if admitted.outcome == MISMATCH:
+        raise HTTPError(422, "Idempotency-Key was already used with a different request body", headers)
+    headers.append(("Location", f"/payments/{admitted.payment_id}"))
+    if admitted.outcome == REPLAYED:
+        return Response(201, parse_json(admitted.first_body.encode()), headers + [("Idempotent-Replayed", "true")])
+    _queue(services, payment["id"])
+    return Response(201, body, headers)
+
+
+def _queue(services, payment_id):
+    """Queue the payment's job. Redis has the payment already, so it is accepted even when
+    beanstalkd cannot take the job (the outbox pattern): the worker's sweeper queues it."""
+    try:
+        services.queue.put(payment_id)
     except QueueUnavailable as error:
-        # The outbox pattern: Redis has the payment, so it is accepted; the worker's sweeper
-        # queues it as soon as beanstalkd answers again.
-        log.warning("Payment %s stored but not queued (%s); the sweeper will queue it", payment["id"], error)
+        log.warning("Payment %s stored but not queued (%s); the sweeper will queue it", payment_id, error)
         try:
-            services.payments.mark_due(payment["id"])  # sooner than STALE_AFTER, if Redis allows
+            services.payments.mark_due(payment_id)  # sooner than STALE_AFTER, if Redis allows
         except REDIS_DOWN_ERRORS:
             pass
-    body = {"status": "success", "message": "Payment queued successfully", "data": to_json(payment)}
-    return Response(201, body, headers + [("Location", f"/payments/{payment['id']}")])
-
-
-def _remember(services, user_id, key, response):
-    """Keep a 201 for replay. The payment exists whatever happens here, so a failure is logged, not
-    answered: the claim then lapses after a minute, and a retry after that would pay again."""
-    location = dict(response.headers)["Location"]
-    try:
-        services.idempotency.complete(user_id, key, Stored(response.status, dumps(response.body), location))
-    except REDIS_DOWN_ERRORS as error:
-        log.error("Idempotency-Key %r of user %s: response not kept (%s)", key, user_id, error)
-
-
-def _forget(services, user_id, key):
-    """Drop the claim of a request that created nothing (429, outage), so a retry may go ahead."""
-    try:
-        services.idempotency.release(user_id, key)
-    except REDIS_DOWN_ERRORS:
-        pass  # the claim lapses by itself after IN_FLIGHT_TTL
 
 
 def list_payments(services, request):
@@ -176,5 +154,5 @@ def create_app(config, redis, queue):
     """The WSGI app, given the parsed config, a redis-py client and a JobQueue."""
     limiter = TokenBucket(config.rate_limit, config.rate_limit_window)
     durations = RequestDurations()
-    services = Services(redis, PaymentStore(redis), limiter, queue, IdempotencyStore(redis), durations)
+    services = Services(redis, PaymentStore(redis), Admission(redis, limiter), limiter, queue, durations)
     return App(ROUTES, services, UNAVAILABLE, durations)

@@ -4,9 +4,6 @@ import uuid
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from lib.metrics import COUNTERS_KEY, STATUS_COUNTS_KEY
-from lib.ratelimit import TAKE_TOKEN_LUA, Decision
-
 PENDING, PROCESSING, COMPLETED, FAILED = "PENDING", "PROCESSING", "COMPLETED", "FAILED"
 FIELDS = ("id", "user_id", "amount", "currency", "status", "attempts", "failure_reason",
           "initiated_at", "updated_at")
@@ -14,30 +11,6 @@ FIELDS = ("id", "user_id", "amount", "currency", "status", "attempts", "failure_
 # which it is expected to make progress: created, retry due, lease over. The sweeper queues
 # again those still there STALE_AFTER seconds later: that is how a lost job is found.
 UNFINISHED_KEY = "payments:unfinished"
-
-# Admitting a payment is one round trip: take the user's rate-limit token and, only if there
-# was one, store the payment, index it (unfinished; the user's list) and count it, all in one
-# atomic script.
-ADD_LUA = TAKE_TOKEN_LUA + """
--- KEYS[1]: the user's token bucket; KEYS[2]: the new payment's hash; KEYS[3]: the unfinished index;
--- KEYS[4]: the user's payments index; KEYS[5]: the metrics counters; KEYS[6]: the counts by status
--- ARGV[1], ARGV[2]: the bucket's capacity and window; ARGV[3]: payment id; ARGV[4..]: field, value...
--- Returns take_token's four results; the payment was stored when the first is 1.
-local allowed, remaining, retry_after, reset = take_token(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
-if allowed == 1 then
-  redis.call('HSET', KEYS[2], unpack(ARGV, 4))
-  local clock = redis.call('TIME')
-  redis.call('ZADD', KEYS[3], clock[1], ARGV[3])
-  -- microseconds since the epoch, exact in a double: the user's payments in the order they came
-  redis.call('ZADD', KEYS[4], tonumber(clock[1]) * 1000000 + tonumber(clock[2]), ARGV[3])
-  redis.call('HINCRBY', KEYS[5], 'payments_created', 1)
-  redis.call('HINCRBY', KEYS[6], 'PENDING', 1)
-else
-  redis.call('HINCRBY', KEYS[5], 'rate_limited', 1)
-end
-return {allowed, remaining, retry_after, reset}
-"""
-
 
 # A page of a user's payments, newest first, in one round trip. The cursor is a payment id: its
 # rank is looked up now, so payments added since the previous page do not shift this one. The
@@ -106,18 +79,7 @@ class PaymentStore:
 
     def __init__(self, redis):
         self._redis = redis
-        self._add = redis.register_script(ADD_LUA)
         self._list = redis.register_script(LIST_LUA)
-
-    def add(self, payment, bucket):
-        """Spend one of the user's tokens from bucket (a TokenBucket) and, if there was one, store
-        the payment and index it as unfinished; return the rate-limit Decision."""
-        fields = [item for pair in payment.items() for item in pair]
-        allowed, remaining, retry_after, reset = self._add(
-            keys=[bucket.key(payment["user_id"]), payment_key(payment["id"]), UNFINISHED_KEY,
-                  user_index_key(payment["user_id"]), COUNTERS_KEY, STATUS_COUNTS_KEY],
-            args=[bucket.capacity, bucket.window, payment["id"], *fields])
-        return Decision(bool(allowed), remaining, retry_after, reset)
 
     def get(self, payment_id):
         """The stored payment (internal fields included), or None when there is none with that id."""

@@ -2,15 +2,16 @@
 
 from typing import NamedTuple
 
-# A Lua function, not a whole script: PaymentStore.add runs it in the same script that stores the
-# payment, so admitting a payment is one atomic step and one round trip. Concurrent requests
-# (from any number of API replicas) cannot both spend the last token, and the clock is Redis's
-# own TIME, so replicas agree on it.
+# A Lua function, not a whole script: admission (lib/admission.py) runs it inside the script
+# that stores the payment, so taking the token and storing the payment are one atomic step.
+# Concurrent requests (from any number of API replicas) cannot both spend the last token, and
+# the clock is Redis's own TIME, so replicas agree on it.
 TAKE_TOKEN_LUA = """
--- take_token(key, capacity, window): key is the caller's bucket, a hash {tokens, at_ms}, and a
--- missing bucket is a full one; capacity in tokens; window, seconds to refill an empty bucket.
+-- take_token(key, capacity, window, cost): key is the caller's bucket, a hash {tokens, at_ms},
+-- and a missing bucket is a full one; capacity in tokens; window, seconds to refill an empty
+-- bucket; cost, 1 to spend a token or 0 just to look.
 -- Returns: allowed 1/0, whole tokens left, seconds until a token is back, seconds until full.
-local function take_token(key, capacity, window)
+local function take_token(key, capacity, window, cost)
   local ms_per_token = window * 1000 / capacity
   local clock = redis.call('TIME')
   local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
@@ -19,8 +20,8 @@ local function take_token(key, capacity, window)
   local elapsed = math.max(0, now - (tonumber(state[2]) or now))
   tokens = math.min(capacity, tokens + elapsed / ms_per_token)
   local allowed = 0
-  if tokens >= 1 then
-    tokens = tokens - 1
+  if tokens >= cost then
+    tokens = tokens - cost
     allowed = 1
   end
   local ms_until_full = (capacity - tokens) * ms_per_token

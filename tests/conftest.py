@@ -17,7 +17,8 @@ from lib.attempts import Attempts
 from lib.config import load_config
 from lib.jobqueue import JobQueue, job_ttr
 from lib.local_servers import LocalServer, beanstalkd_command, free_port, redis_command, require
-from lib.payments import PaymentStore, new_payment
+from lib.admission import Admission
+from lib.payments import new_payment
 from lib.processor import SimulatedProcessor
 from lib.ratelimit import TokenBucket
 from lib.redis_client import open_redis
@@ -31,7 +32,7 @@ NO_LIMIT = TokenBucket(capacity=1_000_000, window=1)
 def store_payment(redis, user_id="u"):
     """A new PENDING payment stored (and indexed) as the API stores one; returns it."""
     payment = new_payment(user_id, "5", "USD")
-    assert PaymentStore(redis).add(payment, NO_LIMIT).allowed
+    assert Admission(redis, NO_LIMIT).admit(payment).outcome == "created"
     return payment
 
 

@@ -46,12 +46,12 @@ class Process:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def http(method, url, body=None):
+def http(method, url, body=None, headers=None):
     """(status, headers, decoded JSON) for one request, as curl would send it."""
     if isinstance(body, dict):
         body = json.dumps(body).encode()
     request = urllib.request.Request(url, method=method, data=body,
-                                     headers={"Content-Type": "application/json"} if body else {})
+                                     headers={**({"Content-Type": "application/json"} if body else {}), **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, response.headers, json.loads(response.read())

@@ -3,13 +3,14 @@
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from lib.payments import PaymentStore, new_payment
+from lib.admission import Admission
+from lib.payments import new_payment
 from lib.ratelimit import TokenBucket
 
 
 def take(redis, bucket, user_id="u"):
-    """Ask for one payment's worth of bucket, as POST /payments does."""
-    return PaymentStore(redis).add(new_payment(user_id, "1", "USD"), bucket)
+    """Ask for one payment's worth of bucket, as POST /payments does; the rate-limit Decision."""
+    return Admission(redis, bucket).admit(new_payment(user_id, "1", "USD")).decision
 
 
 def test_40_concurrent_posts_for_one_user_get_exactly_10_through(make_client, redis):
