@@ -38,7 +38,7 @@ def main():
     # (lib/redis_client.py); each thread opens its own beanstalkd connection too.
     redis = open_redis(config.redis_url)
     ttr = job_ttr(config.processing_delay)
-    attempts = Attempts(redis, lease_seconds=ttr)
+    attempts = Attempts(redis, lease_seconds=ttr, max_attempts=config.max_attempts)
     processor = SimulatedProcessor(redis, config.processing_delay, config.failure_rate)
     worker = PaymentWorker(config, attempts, processor, stop)
     sweeper = Sweeper(redis, JobQueue(config.beanstalk_addr, config.beanstalk_tube, ttr), config.stale_after, stop)

@@ -7,6 +7,7 @@ import threading
 
 import greenstalk
 
+from lib.attempts import EXHAUSTED, MISSING, STARTED
 from lib.jobqueue import QUEUE_ERRORS, connect, decode_job
 from lib.payments import COMPLETED, FAILED, PENDING
 from lib.processor import ChargeDeclined
@@ -26,6 +27,15 @@ def retry_delay(base, attempt, rng=random):
     """
     ceiling = base * 2 ** (attempt - 1)
     return math.ceil(rng.uniform(ceiling / 2, ceiling))
+
+
+def failure_reason(attempts: int, crashes: int, declined: str | None) -> str:
+    """Why a payment failed: the processor's reason when every attempt was declined, else how
+    many attempts crashed (never finished) and how many were declined."""
+    if crashes == 0 and declined:
+        return declined
+    counts = [f"{crashes} crashed"] + ([f"{attempts - crashes} declined"] if attempts > crashes else [])
+    return f"{attempts} attempts did not finish: {', '.join(counts)}" + (f" ({declined})" if declined else "")
 
 
 class PaymentWorker:
@@ -51,40 +61,57 @@ class PaymentWorker:
         except ValueError as error:
             log.error("Burying job %d: cannot read its body (%s): %r", job.id, error, job.body[:200])
             return ("bury",)
-        outcome, attempt, payment = self.attempts.begin(payment_id, str(job.id))
-        if outcome == "missing":
+        begun = self.attempts.begin(payment_id, str(job.id))
+        if begun.outcome == MISSING:
             log.error("Burying job %d: no payment with ID %s", job.id, payment_id)
             return ("bury",)
-        if outcome != "started":  # finished already, or another job holds a live lease on it
-            log.info("Dropping job %d: payment %s is %s", job.id, payment_id, outcome)
+        if begun.outcome == EXHAUSTED:
+            log.warning("Payment %s: %d attempts did not finish (%d crashed); settling it with the processor",
+                        payment_id, begun.attempts, begun.crashes)
+            return self._settle(payment_id, begun, declined=None)
+        if begun.outcome != STARTED:  # finished already, or another job holds a live lease on it
+            log.info("Dropping job %d: payment %s is %s", job.id, payment_id, begun.outcome)
             return ("delete",)
+        payment = begun.payment
         log.info("Processing payment ID: %s for user %s amount: %s %s",
                  payment_id, payment["user_id"], payment["amount"], payment["currency"])
         try:
             self.processor.charge(payment_id)  # idempotent by payment id: a retry never charges twice
         except ChargeDeclined as declined:
-            return self._declined(payment_id, attempt, str(declined))
-        lost = self.attempts.end(payment_id, attempt, COMPLETED)
+            if begun.attempts >= self.max_attempts:
+                return self._settle(payment_id, begun, declined=str(declined))
+            return self._retry_later(payment_id, begun, str(declined))
+        lost = self.attempts.end(payment_id, begun.lease, COMPLETED)
         if lost:
-            log.warning("Payment %s: attempt %d lost its lease (now %s); leaving it", payment_id, attempt, lost)
+            log.warning("Payment %s: attempt %d lost its lease (now %s); leaving it", payment_id, begun.attempts, lost)
             return ("delete",)
         log.info("Payment %s processed successfully", payment_id)
         return ("delete",)
 
-    def _declined(self, payment_id, attempt, reason):
-        """A declined attempt: retry later, or, at the last attempt, FAILED."""
-        if attempt >= self.max_attempts:
-            if self.attempts.end(payment_id, attempt, FAILED, reason=reason):
-                return ("delete",)  # lost the lease: the newer attempt decides
-            log.warning("Payment %s failed after %d attempts: %s", payment_id, attempt, reason)
-            return ("bury",)  # kept where the beanstalkd UI shows it
-        delay = retry_delay(self.retry_base, attempt)
-        lost = self.attempts.end(payment_id, attempt, PENDING, retry_in=delay)
-        if lost:
-            return ("delete",)
+    def _retry_later(self, payment_id, begun, reason):
+        """A declined attempt with attempts left: PENDING again, due after a backoff."""
+        delay = retry_delay(self.retry_base, begun.attempts)
+        if self.attempts.end(payment_id, begun.lease, PENDING, retry_in=delay):
+            return ("delete",)  # lost the lease: the newer attempt decides
         log.info("Payment %s attempt %d/%d declined (%s); retrying in %ds",
-                 payment_id, attempt, self.max_attempts, reason, delay)
+                 payment_id, begun.attempts, self.max_attempts, reason, delay)
         return ("release", delay)
+
+    def _settle(self, payment_id, begun, declined):
+        """No attempt left: before calling the payment FAILED, cancel it at the processor. That
+        answers whether an earlier attempt's charge landed after all (a worker that lost its
+        lease may still have had one in flight), and stops any from landing later."""
+        charge_id = self.processor.cancel(payment_id)
+        if charge_id is not None:
+            if self.attempts.end(payment_id, begun.lease, COMPLETED) is None:
+                log.info("Payment %s processed successfully (charge %s, made by an attempt that did not finish)",
+                         payment_id, charge_id)
+            return ("delete",)
+        reason = failure_reason(begun.attempts, begun.crashes, declined)
+        if self.attempts.end(payment_id, begun.lease, FAILED, reason=reason):
+            return ("delete",)  # lost the lease: the newer attempt decides
+        log.warning("Payment %s failed after %d attempts: %s", payment_id, begun.attempts, reason)
+        return ("bury",)  # kept where the beanstalkd UI shows it
 
     def _handle(self, client, job):
         try:

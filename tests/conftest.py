@@ -218,7 +218,7 @@ def run_worker(env, redis):
     def run(**settings):
         config = load_config(with_settings(env, settings))
         stop = threading.Event()
-        attempts = Attempts(redis, job_ttr(config.processing_delay))
+        attempts = Attempts(redis, job_ttr(config.processing_delay), config.max_attempts)
         processor = SimulatedProcessor(redis, config.processing_delay, config.failure_rate)
         worker = PaymentWorker(config, attempts, processor, stop)
         stops.append(stop)

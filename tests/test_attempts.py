@@ -1,4 +1,5 @@
-"""Attempts: one lease per payment, taken over by the same job at once, fenced by attempt number."""
+"""Attempts: one lease per payment, taken over by the same job at once, fenced by lease number;
+attempts that never finished count as crashed; the processor charges once and cancels for good."""
 
 import time
 
@@ -7,6 +8,7 @@ import pytest
 from lib.attempts import Attempts
 from lib.payments import COMPLETED, FAILED, PENDING
 from lib.processor import ChargeDeclined, SimulatedProcessor, charge_requests, charges_made
+from lib.worker import failure_reason
 from tests.conftest import store_payment
 
 
@@ -16,28 +18,28 @@ def stored_payment(redis):
 
 def test_begin_starts_a_pending_payment_and_counts_the_attempt(redis):
     payment_id = stored_payment(redis)
-    assert Attempts(redis, 60).begin(payment_id, "1") == \
-        ("started", 1, {"user_id": "u", "amount": "5", "currency": "USD"})
+    assert Attempts(redis, 60, 3).begin(payment_id, "1") == \
+        ("started", 1, 1, 0, {"user_id": "u", "amount": "5", "currency": "USD"})
     assert redis.hget(f"payment:{payment_id}", "status") == "PROCESSING"
 
 
 def test_a_different_job_is_busy_while_the_lease_is_live(redis):
     payment_id = stored_payment(redis)
-    attempts = Attempts(redis, 60)
+    attempts = Attempts(redis, 60, 3)
     attempts.begin(payment_id, "1")
-    assert attempts.begin(payment_id, "2")[:2] == ("busy", 1)
+    assert attempts.begin(payment_id, "2").outcome == "busy"
 
 
-def test_the_same_job_redelivered_takes_over_at_once(redis):
+def test_the_same_job_redelivered_takes_over_at_once_and_the_attempt_before_counts_as_crashed(redis):
     payment_id = stored_payment(redis)
-    attempts = Attempts(redis, 60)
+    attempts = Attempts(redis, 60, 3)
     attempts.begin(payment_id, "1")
-    assert attempts.begin(payment_id, "1")[:2] == ("started", 2)
+    assert attempts.begin(payment_id, "1")[:4] == ("started", 2, 2, 1)
 
 
 def test_any_job_takes_over_once_the_lease_has_run_out(redis):
     payment_id = stored_payment(redis)
-    attempts = Attempts(redis, lease_seconds=0.2)
+    attempts = Attempts(redis, lease_seconds=0.2, max_attempts=3)
     attempts.begin(payment_id, "1")
     time.sleep(0.3)
     assert attempts.begin(payment_id, "2")[:2] == ("started", 2)
@@ -45,20 +47,30 @@ def test_any_job_takes_over_once_the_lease_has_run_out(redis):
 
 def test_an_attempt_that_lost_its_lease_cannot_end_the_payment(redis):
     payment_id = stored_payment(redis)
-    attempts = Attempts(redis, 60)
+    attempts = Attempts(redis, 60, 3)
     attempts.begin(payment_id, "1")
-    attempts.begin(payment_id, "1")  # taken over: attempt 2 holds it now
-    assert attempts.end(payment_id, 1, FAILED, reason="late") == "PROCESSING at attempt 2"
+    attempts.begin(payment_id, "1")  # taken over: lease 2 holds it now
+    assert attempts.end(payment_id, 1, FAILED, reason="late") == "PROCESSING under lease 2"
     assert attempts.end(payment_id, 2, COMPLETED) is None
     assert redis.hget(f"payment:{payment_id}", "status") == COMPLETED
 
 
+def test_with_no_attempt_left_the_lease_is_taken_to_settle_the_payment(redis):
+    payment_id = stored_payment(redis)
+    attempts = Attempts(redis, 60, max_attempts=2)
+    attempts.begin(payment_id, "1")
+    attempts.begin(payment_id, "1")  # the first attempt crashed
+    assert attempts.begin(payment_id, "1")[:4] == ("exhausted", 3, 2, 2)  # and so did the second
+    assert attempts.end(payment_id, 2, FAILED) is not None  # the lease is the settling one's
+    assert attempts.end(payment_id, 3, FAILED, reason="crashed") is None
+
+
 def test_a_finished_payment_never_moves_again(redis):
     payment_id = stored_payment(redis)
-    attempts = Attempts(redis, 60)
+    attempts = Attempts(redis, 60, 3)
     attempts.begin(payment_id, "1")
     attempts.end(payment_id, 1, COMPLETED)
-    assert attempts.begin(payment_id, "9")[:2] == (COMPLETED, 1)
+    assert attempts.begin(payment_id, "9")[:3] == (COMPLETED, 0, 1)
     assert attempts.end(payment_id, 1, PENDING) is not None
     assert redis.hget(f"payment:{payment_id}", "status") == COMPLETED
     assert redis.zscore("payments:unfinished", payment_id) is None
@@ -66,7 +78,7 @@ def test_a_finished_payment_never_moves_again(redis):
 
 def test_a_retry_puts_the_payment_back_to_pending_stamped_with_when_it_is_due(redis):
     payment_id = stored_payment(redis)
-    attempts = Attempts(redis, 60)
+    attempts = Attempts(redis, 60, 3)
     attempts.begin(payment_id, "1")
     before = time.time()
     assert attempts.end(payment_id, 1, PENDING, retry_in=4) is None
@@ -77,12 +89,23 @@ def test_a_retry_puts_the_payment_back_to_pending_stamped_with_when_it_is_due(re
 def test_an_attempt_is_stamped_with_the_end_of_its_lease(redis):
     payment_id = stored_payment(redis)
     before = time.time()
-    Attempts(redis, lease_seconds=30).begin(payment_id, "1")
+    Attempts(redis, lease_seconds=30, max_attempts=3).begin(payment_id, "1")
     assert before + 30 - 1 <= redis.zscore("payments:unfinished", payment_id) <= time.time() + 30 + 1
 
 
 def test_an_unknown_payment_is_missing(redis):
-    assert Attempts(redis, 60).begin("00000000-0000-4000-8000-000000000000", "1")[0] == "missing"
+    assert Attempts(redis, 60, 3).begin("00000000-0000-4000-8000-000000000000", "1").outcome == "missing"
+
+
+@pytest.mark.parametrize("attempts, crashes, declined, reason", [
+    (3, 0, "declined by the simulated processor", "declined by the simulated processor"),
+    (3, 3, None, "3 attempts did not finish: 3 crashed"),
+    (3, 1, None, "3 attempts did not finish: 1 crashed, 2 declined"),
+    (3, 1, "declined by the simulated processor",
+     "3 attempts did not finish: 1 crashed, 2 declined (declined by the simulated processor)"),
+])
+def test_a_failure_reason_says_which_attempts_crashed_and_which_were_declined(attempts, crashes, declined, reason):
+    assert failure_reason(attempts, crashes, declined) == reason
 
 
 def test_the_processor_charges_a_payment_once_however_often_it_is_asked(redis):
@@ -98,4 +121,14 @@ def test_a_charged_payment_is_never_declined_afterwards(redis):
     assert always_declines.charge("p1").startswith("ch_")  # the first answer, replayed
     with pytest.raises(ChargeDeclined):
         always_declines.charge("p2")
+    assert charges_made(redis) == 1
+
+
+def test_cancelling_reports_a_charge_that_landed_and_refuses_any_later_one(redis):
+    processor = SimulatedProcessor(redis, 0, 0)
+    charged = processor.charge("p1")
+    assert processor.cancel("p1") == charged  # it stands: the payment is COMPLETED, not FAILED
+    assert processor.cancel("p2") is None
+    with pytest.raises(ChargeDeclined, match="cancelled"):
+        processor.charge("p2")  # a charge that arrives late, from a worker that lost its lease
     assert charges_made(redis) == 1

@@ -1,5 +1,6 @@
 """Delivery guarantees, proved on the real processes: kill -9, lost jobs, outages, failures, chaos."""
 
+import hashlib
 import signal
 import threading
 import time
@@ -8,8 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import greenstalk
 import pytest
 
-from lib.processor import charge_requests, charges_made
+from lib.processor import CANCEL_LUA, CHARGE_LUA, charge_requests, charges_made
 from lib.redis_client import open_redis
+from tests.faults import FaultProxy
 from tests.processes import http, wait_for
 
 
@@ -149,3 +151,68 @@ def test_a_payment_taken_while_beanstalkd_is_down_is_queued_once_it_is_back(api,
     worker = launch("paypoc_worker.py")  # default STALE_AFTER: the API marked it due at once
     assert wait_for(lambda: status(api, body["data"]["id"]) == "COMPLETED")
     assert wait_for(lambda: f"Re-queued unfinished payment {body['data']['id']}" in worker.output())
+
+
+@pytest.mark.parametrize("failure_rate, ending", [(1, "FAILED"), (0, "COMPLETED")])
+def test_a_payment_that_keeps_killing_its_worker_is_settled_after_max_attempts(api, launch, store, stack,
+                                                                              failure_rate, ending):
+    """Declined or charged, each attempt's worker dies before it can say so; the fourth worker
+    settles the payment with the processor instead of trying a fourth time."""
+    payment_id = post(api)[2]["data"]["id"]
+    for attempt in (1, 2, 3):
+        worker = launch("paypoc_worker.py", processing_delay=30, failure_rate=failure_rate, max_attempts=3)
+        # Mid-attempt: the charge request reached the processor, and its answer has not come back.
+        assert wait_for(lambda: charge_requests(store) == attempt)
+        worker.stop(signal.SIGKILL)  # beanstalkd hands the job out again at once
+    launch("paypoc_worker.py", max_attempts=3)
+    assert wait_for(lambda: status(api, payment_id) == ending)
+    payment = http("GET", f"{api}/payments/{payment_id}")[2]
+    assert payment["attempts"] == 3 and charge_requests(store) == 3  # settling charges nothing
+    if ending == "FAILED":
+        assert payment["failure_reason"] == "3 attempts did not finish: 3 crashed" and charges_made(store) == 0
+        assert wait_for(lambda: tube_stats(stack)["current-jobs-buried"] == 1)
+    else:
+        assert payment["failure_reason"] is None and charges_made(store) == 1
+
+
+def sha(script):
+    return hashlib.sha1(script.encode()).hexdigest().encode()
+
+
+@pytest.mark.parametrize("late_charge_lands", ["after the payment failed", "before it is settled"])
+def test_a_charge_from_a_lost_attempt_never_leaves_a_failed_payment_charged(api, launch, stack, store,
+                                                                            late_charge_lands):
+    """Worker A's charge request is held on its way to the processor and A dies; worker B takes
+    the job over, its last attempt is declined, and it settles the payment. A's charge lands
+    either after that (the processor refuses it: FAILED, never charged) or between B's decline
+    and B's settling (the settling finds it: COMPLETED)."""
+    store.script_load(CHARGE_LUA)  # so the held command is the charge itself, not a NOSCRIPT
+    store.script_load(CANCEL_LUA)
+    to_a, to_b = FaultProxy(stack["redis"].port), FaultProxy(stack["redis"].port)
+    try:
+        to_a.arm("stall", containing=sha(CHARGE_LUA))
+        a = launch("paypoc_worker.py", max_attempts=2, redis_url=f"redis://127.0.0.1:{to_a.port}/0")
+        payment_id = post(api)[2]["data"]["id"]
+        assert to_a.fired.wait(10)
+        a.stop(signal.SIGKILL)
+        if late_charge_lands == "before it is settled":
+            to_b.arm("stall", containing=sha(CANCEL_LUA))
+        launch("paypoc_worker.py", max_attempts=2, failure_rate=1, redis_url=f"redis://127.0.0.1:{to_b.port}/0")
+        if late_charge_lands == "after the payment failed":
+            assert wait_for(lambda: status(api, payment_id) == "FAILED")
+            to_a.release()
+            assert wait_for(lambda: charge_requests(store) == 2)  # A's charge arrived, and was refused
+            payment = http("GET", f"{api}/payments/{payment_id}")[2]
+            assert (payment["status"], charges_made(store)) == ("FAILED", 0)
+            assert payment["failure_reason"] == \
+                "2 attempts did not finish: 1 crashed, 1 declined (declined by the simulated processor)"
+        else:
+            assert to_b.fired.wait(10)  # B's last attempt was declined; its settling is held
+            to_a.release()
+            assert wait_for(lambda: charges_made(store) == 1)  # A's charge landed
+            to_b.release()
+            assert wait_for(lambda: status(api, payment_id) == "COMPLETED")
+            assert charges_made(store) == 1
+    finally:
+        to_a.close()
+        to_b.close()

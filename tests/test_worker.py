@@ -64,7 +64,7 @@ def test_a_job_redelivered_after_a_crash_mid_charge_completes_without_charging_t
     payment = store_payment(redis)
     job_id = tube.put(encode_job(payment["id"]))
     # As a worker killed after the charge landed leaves it: PROCESSING under this job, charged.
-    assert Attempts(redis, 60).begin(payment["id"], str(job_id))[0] == "started"
+    assert Attempts(redis, 60, 3).begin(payment["id"], str(job_id)).outcome == "started"
     SimulatedProcessor(redis, 0, 0).charge(payment["id"])
     run_worker()
     assert wait_for(lambda: status_of(redis, payment["id"]) == COMPLETED)
