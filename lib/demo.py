@@ -23,7 +23,7 @@ class Demo:
     def __init__(self, base_url, settings, out=sys.stdout):
         self.base = base_url.rstrip("/")
         self.failure_rate = float(settings.get("FAILURE_RATE") or 0)
-        self.timeout = float(settings.get("DEMO_TIMEOUT") or 60)
+        self.timeout = float(settings.get("DEMO_TIMEOUT") or 30)  # seconds a payment may take to finish
         self.run_id = uuid.uuid4().hex[:6]  # fresh users each run, so a rerun is not rate-limited
         self.out = out
 
@@ -51,17 +51,27 @@ class Demo:
         return self.call("POST", "/payments", {"user_Id": user, "amount": amount, "currency": currency})
 
     def wait_until_finished(self, payment_id):
-        """Poll the payment until COMPLETED or FAILED; return it and the (seconds, status) it went through."""
+        """Poll the payment until COMPLETED or FAILED; return it and the (seconds, status) it went through.
+
+        Gives up as soon as GET /queue lists no live worker (nothing would ever take the job; a
+        worker that has just started gets two seconds to say it is alive), and after
+        DEMO_TIMEOUT seconds otherwise.
+        """
         started, seen, payment = time.monotonic(), [], None
+        next_look = started + 2
         while time.monotonic() - started < self.timeout:
             payment = self.call("GET", f"/payments/{payment_id}")[2]
             if not seen or seen[-1][1] != payment["status"]:
                 seen.append((time.monotonic() - started, payment["status"]))
             if payment["status"] in ("COMPLETED", "FAILED"):
                 return payment, seen
+            if time.monotonic() >= next_look:  # once a second is enough to notice
+                if not self.call("GET", "/queue")[2]["workers"]:
+                    raise StepFailed(f"payment {payment_id} is {payment['status']} and no worker is running "
+                                     "(GET /queue lists none): start the stack with make run or make dev")
+                next_look = time.monotonic() + 1
             time.sleep(0.1)
-        raise StepFailed(f"payment {payment_id} still {payment['status']} after {self.timeout:.0f} s: "
-                         "is a worker running?")
+        raise StepFailed(f"payment {payment_id} still {payment['status']} after {self.timeout:.0f} s")
 
     def health(self):
         self.say("$ curl http://localhost:8000/health")
