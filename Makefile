@@ -1,5 +1,7 @@
 # paypoc: `make test` runs the tests, `make run` runs the stack locally, `make dev` runs it in Docker.
-VENV := .venv
+# `make test PYTHON3=python3.13 VENV=.venv-3.13` runs the tests under another Python.
+PYTHON3 ?= python3
+VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 COMPOSE := docker compose
 
@@ -7,7 +9,7 @@ COMPOSE := docker compose
 
 # The virtual environment is rebuilt whenever requirements.txt changes.
 $(VENV)/installed: requirements.txt
-	python3 -m venv $(VENV)
+	$(PYTHON3) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
@@ -42,4 +44,4 @@ down:
 	$(COMPOSE) down
 
 clean:
-	rm -rf $(VENV) .run
+	rm -rf .venv .venv-* .run

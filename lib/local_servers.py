@@ -11,12 +11,18 @@ INSTALL_HINT = {"redis-server": "apt-get install redis-server", "beanstalkd": "a
                 "wrk": "apt-get install wrk"}
 
 
-def require(binary):
+def missing(binary: str) -> str | None:
+    """None when binary is on PATH, else one line saying how to install it."""
+    if shutil.which(binary) is None:
+        return f"{binary} is not installed; install it with: {INSTALL_HINT.get(binary, binary)}"
+    return None
+
+
+def require(binary: str) -> str:
     """The path of binary, or exit with one line saying how to install it."""
-    path = shutil.which(binary)
-    if path is None:
-        sys.exit(f"{binary} is not installed; install it with: {INSTALL_HINT.get(binary, binary)}")
-    return path
+    if problem := missing(binary):
+        sys.exit(problem)
+    return shutil.which(binary)
 
 
 def free_port():

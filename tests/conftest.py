@@ -16,7 +16,7 @@ from lib.api import create_app
 from lib.attempts import Attempts
 from lib.config import load_config
 from lib.jobqueue import JobQueue, job_ttr
-from lib.local_servers import LocalServer, beanstalkd_command, free_port, redis_command, require
+from lib.local_servers import LocalServer, beanstalkd_command, free_port, missing, redis_command
 from lib.admission import Admission
 from lib.payments import new_payment
 from lib.processor import SimulatedProcessor
@@ -37,10 +37,10 @@ def store_payment(redis, user_id="u"):
 
 
 def pytest_configure(config):
-    # Fail the run at once, with the install command, rather than erroring in every test.
-    require("redis-server")
-    require("beanstalkd")
-    require("wrk")  # for the smoke test of `make bench`
+    # Stop the run at once with the install command, rather than erroring in every test.
+    for binary in ("redis-server", "beanstalkd", "wrk"):  # wrk: for the smoke test of `make bench`
+        if problem := missing(binary):
+            pytest.exit(problem, returncode=2)
 
 
 @pytest.fixture(scope="session")
