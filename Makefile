@@ -18,10 +18,10 @@ test: $(VENV)/installed
 
 # Not part of `make test`: a few minutes of load. BENCH_ARGS="--preload 1000000" adds the large-store run.
 bench: $(VENV)/installed
-	$(PYTHON) -m tests.bench $(BENCH_ARGS)
+	$(PYTHON) -m lib.devtools.bench $(BENCH_ARGS)
 
 run: $(VENV)/installed
-	$(PYTHON) -m lib.run_local
+	$(PYTHON) -m lib.devtools.run_local
 
 # docker compose reads .env; a first run starts from the documented defaults and a random
 # Redis password (URL-safe characters, so it can stand in REDIS_URL as it is).
@@ -31,7 +31,7 @@ run: $(VENV)/installed
 
 # The seed's simulation steps against a running stack (make run or make dev), narrated.
 demo: $(VENV)/installed
-	$(PYTHON) -m lib.demo
+	$(PYTHON) -m lib.devtools.demo
 
 dev: .env
 	$(COMPOSE) up --build --detach

@@ -5,17 +5,17 @@ import os
 import signal
 import sys
 
-from lib.api import create_app
-from lib.config import load_config_or_exit
-from lib.http_server import create_server
-from lib.jobqueue import JobQueue, job_ttr
-from lib.logs import configure_logging
-from lib.redis_client import mask_url, open_redis
+from lib.api.app import create_app
+from lib.http.server import create_server
+from lib.store.config import load_config_or_exit
+from lib.store.jobqueue import JobQueue, job_ttr
+from lib.store.logs import configure_logging
+from lib.store.redis_client import mask_url, open_redis
 
 log = logging.getLogger("paypoc.api")
 
 
-def main():
+def main() -> int:
     """Read the configuration, wire the app to Redis and beanstalkd, and serve until stopped."""
     config = load_config_or_exit(os.environ)
     configure_logging(config.log_level)

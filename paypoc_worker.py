@@ -6,20 +6,21 @@ import signal
 import sys
 import threading
 
-from lib.attempts import Attempts
-from lib.config import load_config_or_exit
-from lib.heartbeat import Heartbeat
-from lib.jobqueue import JobQueue, job_ttr
-from lib.logs import configure_logging
-from lib.processor import SimulatedProcessor
-from lib.redis_client import mask_url, open_redis
-from lib.sweeper import Sweeper
-from lib.worker import PaymentWorker, start_threads
+from lib.store.config import load_config_or_exit
+from lib.store.jobqueue import JobQueue, job_ttr
+from lib.store.logs import configure_logging
+from lib.store.redis_client import mask_url, open_redis
+from lib.worker.attempts import Attempts
+from lib.worker.heartbeat import Heartbeat
+from lib.worker.jobs import PaymentJobs
+from lib.worker.processor import SimulatedProcessor
+from lib.worker.sweeper import Sweeper
+from lib.worker.threads import PaymentWorker, start_threads
 
 log = logging.getLogger("paypoc.worker")
 
 
-def main():
+def main() -> int:
     """Start the threads; the first SIGTERM or SIGINT lets jobs in hand finish, a second exits at once."""
     config = load_config_or_exit(os.environ)
     configure_logging(config.log_level)
@@ -34,13 +35,14 @@ def main():
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    # One Redis client for every thread, in which each thread keeps a connection of its own
-    # (lib/redis_client.py); each thread opens its own beanstalkd connection too.
+    # One Redis client for every thread (its pool is thread-safe); each thread opens its own
+    # beanstalkd connection, as a greenstalk client is not.
     redis = open_redis(config.redis_url)
     ttr = job_ttr(config.processing_delay)
     attempts = Attempts(redis, lease_seconds=ttr, max_attempts=config.max_attempts)
     processor = SimulatedProcessor(redis, config.processing_delay, config.failure_rate)
-    worker = PaymentWorker(config, attempts, processor, stop)
+    jobs = PaymentJobs(attempts, processor, config.max_attempts, config.retry_delay)
+    worker = PaymentWorker(config.beanstalk_addr, config.beanstalk_tube, jobs, stop)
     sweeper = Sweeper(redis, JobQueue(config.beanstalk_addr, config.beanstalk_tube, ttr), config.stale_after, stop)
     log.info("Worker started: %d thread(s), redis=%s, beanstalkd=%s:%d tube %s", config.max_workers,
              mask_url(config.redis_url), *config.beanstalk_addr, config.beanstalk_tube)

@@ -1,1 +1,1 @@
-"""paypoc's small modules: one idea each, read them in the order the README's walkthrough gives."""
+"""paypoc's code, a package per role. Imports point one way: devtools -> api and worker -> store -> http."""

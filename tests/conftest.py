@@ -12,18 +12,19 @@ from wsgiref.validate import validator
 import greenstalk
 import pytest
 
-from lib.api import create_app
-from lib.attempts import Attempts
-from lib.config import load_config
-from lib.jobqueue import JobQueue, job_ttr
-from lib.local_servers import LocalServer, beanstalkd_command, free_port, missing, redis_command
-from lib.admission import Admission
-from lib.payments import new_payment
-from lib.processor import SimulatedProcessor
-from lib.ratelimit import TokenBucket
-from lib.redis_client import open_redis
-from lib.worker import PaymentWorker, start_threads
-from tests.processes import Process, answers, wait_for
+from lib.api.admission import Admission
+from lib.api.app import create_app
+from lib.api.ratelimit import TokenBucket
+from lib.devtools.local_servers import LocalServer, beanstalkd_command, free_port, missing, redis_command
+from lib.devtools.processes import Process, answers, wait_for
+from lib.store.config import load_config
+from lib.store.jobqueue import JobQueue, job_ttr
+from lib.store.payments import new_payment
+from lib.store.redis_client import open_redis
+from lib.worker.attempts import Attempts
+from lib.worker.jobs import PaymentJobs
+from lib.worker.processor import SimulatedProcessor
+from lib.worker.threads import PaymentWorker, start_threads
 
 SEED_PAYMENT = {"user_Id": "user_123", "amount": 1500, "currency": "XAF"}
 NO_LIMIT = TokenBucket(capacity=1_000_000, window=1)
@@ -180,15 +181,14 @@ def launch(env, tmp_path):
     processes = []
 
     def start(script, **settings):
-        process = Process(script, with_settings(env, settings), tmp_path / f"{script}-{len(processes)}.log")
+        process = Process([script], with_settings(env, settings), tmp_path / f"{script}-{len(processes)}.log")
         processes.append(process)
         return process
 
     yield start
     for process in processes:
-        if process.popen.poll() is None:
-            process.popen.kill()
-            process.popen.wait()
+        if process.running():
+            process.stop(signal.SIGKILL)
 
 
 @pytest.fixture
@@ -220,7 +220,8 @@ def run_worker(env, redis):
         stop = threading.Event()
         attempts = Attempts(redis, job_ttr(config.processing_delay), config.max_attempts)
         processor = SimulatedProcessor(redis, config.processing_delay, config.failure_rate)
-        worker = PaymentWorker(config, attempts, processor, stop)
+        jobs = PaymentJobs(attempts, processor, config.max_attempts, config.retry_delay)
+        worker = PaymentWorker(config.beanstalk_addr, config.beanstalk_tube, jobs, stop)
         stops.append(stop)
         threads.extend(start_threads(worker.run, config.max_workers, "worker"))
         return worker, stop

@@ -5,8 +5,7 @@ import uuid
 
 import pytest
 
-from lib.jsonio import MAX_BODY_BYTES
-
+from lib.http.jsonio import MAX_BODY_BYTES
 from tests.conftest import SEED_PAYMENT as SEED_BODY
 from tests.conftest import store_payment
 
@@ -149,7 +148,7 @@ def test_an_unexpected_error_is_500_without_a_traceback(client, monkeypatch):
     def broken(payment):
         raise RuntimeError("secret internals")
 
-    from lib import api
+    from lib.api import app as api
     monkeypatch.setattr(api, "to_json", broken)
     status, _, body = client.post_payment(SEED_BODY)
     assert (status, body) == (500, {"error": "internal error"})

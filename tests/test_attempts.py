@@ -5,10 +5,10 @@ import time
 
 import pytest
 
-from lib.attempts import Attempts
-from lib.payments import COMPLETED, FAILED, PENDING
-from lib.processor import ChargeDeclined, SimulatedProcessor, charge_requests, charges_made
-from lib.worker import failure_reason
+from lib.store.payments import COMPLETED, FAILED, PENDING
+from lib.worker.attempts import Attempts
+from lib.worker.jobs import failure_reason
+from lib.worker.processor import ChargeDeclined, SimulatedProcessor, charge_requests, charges_made
 from tests.conftest import store_payment
 
 

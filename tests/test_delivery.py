@@ -9,10 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 import greenstalk
 import pytest
 
-from lib.processor import CANCEL_LUA, CHARGE_LUA, charge_requests, charges_made
-from lib.redis_client import open_redis
+from lib.devtools.processes import http, wait_for
+from lib.store.redis_client import open_redis
+from lib.worker.processor import CANCEL_LUA, CHARGE_LUA, charge_requests, charges_made
 from tests.faults import FaultProxy
-from tests.processes import http, wait_for
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ def test_a_redis_outage_mid_processing_is_ridden_out(api, launch, stack, store):
     cpu_during = worker.cpu_seconds() - cpu_before
     stack["redis"].start()
     assert wait_for(lambda: all_completed(api, ids), timeout=30)
-    assert worker.popen.poll() is None  # still running
+    assert worker.running()
     assert charges_made(store) == 10
     assert cpu_during < 1.0  # it waited; a spinning thread would burn ~3 s of CPU here
     # One line per thread (two workers, one sweeper) per outage, not one per retry.
@@ -111,7 +111,7 @@ def test_a_poison_job_is_buried_and_the_next_payment_still_completes(api, launch
     payment_id = post(api)[2]["data"]["id"]
     assert wait_for(lambda: status(api, payment_id) == "COMPLETED")
     assert tube_stats(stack)["current-jobs-buried"] == 1
-    assert worker.popen.poll() is None and wait_for(lambda: "Burying job" in worker.output())
+    assert worker.running() and wait_for(lambda: "Burying job" in worker.output())
 
 
 def test_chaos_every_accepted_payment_completes_and_is_charged_exactly_once(start_api, launch, stack, store):

@@ -5,12 +5,12 @@ import subprocess
 import sys
 import time
 
-from lib.local_servers import free_port
-from tests.processes import ROOT
+from lib.devtools.local_servers import free_port
+from lib.devtools.processes import ROOT
 
 
 def demo(api_url, **settings):
-    result = subprocess.run([sys.executable, "-m", "lib.demo"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+    result = subprocess.run([sys.executable, "-m", "lib.devtools.demo"], cwd=ROOT, capture_output=True, text=True, timeout=120,
                             env={**os.environ, "API_URL": api_url, **{k: str(v) for k, v in settings.items()}})
     return result.returncode, result.stdout
 

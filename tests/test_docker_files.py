@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from lib.run_local import APP_COMMANDS
+from lib.devtools.run_local import APP_COMMANDS
 from tests.yaml_subset import load
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -86,7 +86,7 @@ def test_the_app_image_is_slim_runs_as_a_non_root_user_and_starts_the_api():
 
 
 def test_env_example_lists_every_setting_with_its_default_and_the_stack_password():
-    from lib.config import SETTINGS
+    from lib.store.config import SETTINGS
     example = dict(line.split("=", 1) for line in read(".env.example").splitlines()
                    if line and not line.startswith("#"))
     assert example == {**{name: default for name, _, default in SETTINGS}, "REDIS_PASSWORD": ""}

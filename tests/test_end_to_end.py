@@ -10,9 +10,9 @@ from http.client import HTTPConnection
 
 import pytest
 
-from lib.config import ConfigError, load_config
-from lib.local_servers import free_port
-from tests.processes import ROOT, http, wait_for
+from lib.devtools.local_servers import free_port
+from lib.devtools.processes import ROOT, http, wait_for
+from lib.store.config import ConfigError, load_config
 
 SEED_POST = b'''{
     "user_Id": "user_123",

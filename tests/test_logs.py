@@ -5,11 +5,11 @@ import re
 import subprocess
 import sys
 
-from tests.processes import ROOT
+from lib.devtools.processes import ROOT
 
 SCRIPT = """
 import logging
-from lib.logs import configure_logging
+from lib.store.logs import configure_logging
 configure_logging(logging.INFO)
 logging.getLogger("paypoc.worker").info("Worker #%d started", 1)
 logging.getLogger("paypoc.worker").debug("not shown at INFO")

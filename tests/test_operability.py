@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from lib.heartbeat import WORKERS_KEY, worker_key
-from lib.metrics import RequestDurations, escape_label, render
+from lib.devtools.processes import http, wait_for
+from lib.store.metrics import RequestDurations, escape_label, render
+from lib.store.workers import WORKERS_KEY, worker_key
 from tests.conftest import SEED_PAYMENT
-from tests.processes import http, wait_for
 
 
 def post_for(client, user, count, **headers):
@@ -181,15 +181,15 @@ def test_every_live_worker_process_shows_and_a_dead_one_goes(api, launch, redis)
     assert wait_for(lambda: len(http("GET", f"{api}/queue")[2]["workers"]) == 2)
     listed = http("GET", f"{api}/queue")[2]["workers"]
     assert sorted(w["threads"] for w in listed) == [2, 3] and {w["pid"] for w in listed} == \
-        {w.popen.pid for w in workers}
+        {w.pid for w in workers}
     assert all(set(w) == {"id", "host", "pid", "threads", "jobs_done", "started_at", "last_seen"} for w in listed)
     workers[0].stop(signal.SIGTERM)  # a clean stop removes its heartbeat at once
-    assert [w["pid"] for w in http("GET", f"{api}/queue")[2]["workers"]] == [workers[1].popen.pid]
+    assert [w["pid"] for w in http("GET", f"{api}/queue")[2]["workers"]] == [workers[1].pid]
     workers[1].stop(signal.SIGKILL)  # a killed one expires; let its time run out
-    killed = [w["id"] for w in listed if w["pid"] == workers[1].popen.pid][0]
+    killed = [w["id"] for w in listed if w["pid"] == workers[1].pid][0]
     redis.pexpire(worker_key(killed), 1)
-    time.sleep(0.05)
-    assert http("GET", f"{api}/queue")[2]["workers"] == [] and redis.smembers(WORKERS_KEY) == set()
+    assert wait_for(lambda: http("GET", f"{api}/queue")[2]["workers"] == [])
+    assert redis.smembers(WORKERS_KEY) == set()
 
 
 def test_queue_and_metrics_answer_503_fast_when_beanstalkd_is_down(make_client):

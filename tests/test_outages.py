@@ -7,8 +7,8 @@ import time
 import greenstalk
 import pytest
 
-from lib.payments import UNFINISHED_KEY
-from lib.redis_client import open_redis
+from lib.store.payments import UNFINISHED_KEY
+from lib.store.redis_client import open_redis
 from tests.conftest import SEED_PAYMENT
 
 CONTRACT_SECONDS = 2.0

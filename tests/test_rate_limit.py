@@ -3,9 +3,9 @@
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from lib.admission import Admission
-from lib.payments import new_payment
-from lib.ratelimit import TokenBucket
+from lib.api.admission import Admission
+from lib.api.ratelimit import TokenBucket
+from lib.store.payments import new_payment
 
 
 def take(redis, bucket, user_id="u"):

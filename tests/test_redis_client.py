@@ -6,8 +6,8 @@ import signal
 import pytest
 import redis as redis_py
 
-from lib.local_servers import LocalServer, free_port, redis_command
-from lib.redis_client import REDIS_DOWN_ERRORS, open_redis
+from lib.devtools.local_servers import LocalServer, free_port, redis_command
+from lib.store.redis_client import REDIS_DOWN_ERRORS, open_redis
 
 
 def test_a_script_redis_has_forgotten_is_loaded_again_and_run(redis):

@@ -1,18 +1,20 @@
 """The round trips each operation makes, as the README's Performance section counts them, held so none creeps back."""
 
 import json
+import subprocess
+import sys
 from collections import Counter
-from wsgiref.util import setup_testing_defaults
 
 import greenstalk
 import pytest
 
-from lib.jobqueue import encode_job
-from lib.payments import COMPLETED, payment_key
-from tests.bench_http import hello_after_round_trip
-from tests.bench_worker import PAYMENT_REDIS_TRIPS, STATUS_CHANGE_TRIPS, fill_tube, raw_drain
+from lib.devtools.local_servers import free_port
+from lib.devtools.processes import ROOT, Process, answers, http, wait_for
+from lib.store.jobqueue import encode_job
+from lib.store.payments import COMPLETED, payment_key
 from tests.conftest import SEED_PAYMENT, store_payment
-from tests.processes import wait_for
+
+PAYMENT_REDIS_TRIPS = 3  # a payment job's: Attempts.begin, the processor's charge, Attempts.end
 
 # beanstalkd commands not counted: these tests' own reads of its statistics, and reserves (an
 # idle worker thread reserves once a second however many jobs it takes).
@@ -74,19 +76,19 @@ def test_a_get_is_one_hgetall(client, redis, count_commands):
     assert count_commands(get_three) == ({"hgetall": 3}, {})
 
 
-def test_the_benchs_get_floor_makes_the_same_hgetall_and_answers_hello(redis, count_commands):
+def test_the_benchs_get_floor_makes_the_same_hgetall_and_answers_hello(redis, env, count_commands, tmp_path):
     key = payment_key(store_payment(redis)["id"])
-    app = hello_after_round_trip(redis, key)
-    answers = []
-
-    def get_three():
-        for _ in range(3):
-            environ = {}
-            setup_testing_defaults(environ)
-            answers.append(b"".join(app(environ, lambda status, headers: None)))
-
-    assert count_commands(get_three) == ({"hgetall": 3}, {})
-    assert answers == [b'{"status":"OK"}\n'] * 3
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    server = Process(["-m", "lib.devtools.bench", "hello", str(port), "2", env["REDIS_URL"], key], {},
+                     tmp_path / "hello.log")
+    try:
+        assert wait_for(lambda: answers(url))  # the first request connects
+        replies = []
+        assert count_commands(lambda: replies.extend(http("GET", url) for _ in range(3))) == ({"hgetall": 3}, {})
+        assert [body for _, _, body in replies] == [{"status": "OK"}] * 3
+    finally:
+        server.stop()
 
 
 def test_a_payment_job_is_three_redis_scripts_and_one_delete(client, redis, env, tube, run_worker, count_commands):
@@ -109,13 +111,18 @@ def test_a_payment_job_is_three_redis_scripts_and_one_delete(client, redis, env,
 
 
 def test_the_benchs_round_trip_baselines_make_the_redis_calls_they_stand_for(redis, env, beanstalkd_server,
-                                                                             count_commands, capsys):
-    """The bare loop makes none; by default a payment job's; asked for two, a worker's two status changes."""
-    address, tube = ("127.0.0.1", beanstalkd_server.port), env["BEANSTALK_TUBE"]
+                                                                             count_commands):
+    """The bare loop makes none; asked for N, N per job (3 stand for a payment job, 2 for a worker's status changes)."""
+    host, port, tube = "127.0.0.1", beanstalkd_server.port, env["BEANSTALK_TUBE"]
     redis.script_load("return 1")  # so every call below is one EVALSHA, none a NOSCRIPT retry
-    for options, trips in (({}, 0), ({"redis_url": env["REDIS_URL"]}, PAYMENT_REDIS_TRIPS),
-                           ({"redis_url": env["REDIS_URL"], "redis_trips": STATUS_CHANGE_TRIPS}, 2)):
-        fill_tube(address, tube, 20)
-        redis_calls, _ = count_commands(lambda: raw_drain(*address, tube, 2, **options))
-        assert json.loads(capsys.readouterr().out)["jobs"] == 20
-        assert redis_calls.get("evalsha", 0) == 20 * trips  # besides each new connection's HELLO
+    for trips in (0, PAYMENT_REDIS_TRIPS, 2):
+        with greenstalk.Client((host, port), use=tube) as producer:
+            for _ in range(20):
+                producer.put(encode_job("00000000-0000-4000-8000-000000000000"))
+        command = [sys.executable, "-m", "lib.devtools.bench", "raw-drain", host, str(port), tube, "2"]
+        command += [env["REDIS_URL"], str(trips)] if trips else []
+        outputs = []
+        redis_calls, _ = count_commands(lambda: outputs.append(
+            subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True, timeout=60).stdout))
+        assert json.loads(outputs[0])["jobs"] == 20
+        assert redis_calls.get("evalsha", 0) == 20 * trips

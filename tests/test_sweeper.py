@@ -7,10 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from lib.jobqueue import JobQueue, QueueUnavailable
-from lib.local_servers import free_port
-from lib.payments import UNFINISHED_KEY, PaymentStore
-from lib.sweeper import Sweeper
+from lib.devtools.local_servers import free_port
+from lib.store.jobqueue import JobQueue, QueueUnavailable
+from lib.store.payments import UNFINISHED_KEY, PaymentStore
+from lib.worker.sweeper import Sweeper
 from tests.conftest import store_payment
 
 

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from lib.config import DEPENDENCY_TIMEOUT
-from lib.local_servers import free_port
+from lib.devtools.local_servers import free_port
+from lib.devtools.processes import http, wait_for
+from lib.store.config import DEPENDENCY_TIMEOUT
 from tests.faults import FaultProxy
-from tests.processes import http, wait_for
 
 BODY = {"user_id": "u", "amount": "12.5", "currency": "EUR"}
 KEY = "order-7"

@@ -4,9 +4,9 @@ from decimal import Decimal
 
 import pytest
 
-from lib.http_error import HTTPError
-from lib.jsonio import parse_json
-from lib.validation import parse_payment_request
+from lib.api.validation import parse_payment_request
+from lib.http.errors import HTTPError
+from lib.http.jsonio import parse_json
 
 
 def parse(text):

@@ -1,17 +1,16 @@
 """The worker: PENDING -> PROCESSING -> COMPLETED by compare-and-set; bad jobs buried, never fatal."""
 
 import logging
-import time
 
 import pytest
 
-from lib.attempts import Attempts
-from lib.jobqueue import encode_job
-from lib.payments import COMPLETED, FAILED, PROCESSING
-from lib.processor import SimulatedProcessor, charge_requests, charges_made
-from lib.worker import retry_delay
+from lib.devtools.processes import wait_for
+from lib.store.jobqueue import encode_job
+from lib.store.payments import COMPLETED, FAILED, PROCESSING
+from lib.worker.attempts import Attempts
+from lib.worker.jobs import retry_delay
+from lib.worker.processor import SimulatedProcessor, charge_requests, charges_made
 from tests.conftest import SEED_PAYMENT, store_payment
-from tests.processes import wait_for
 
 
 def status_of(redis, payment_id):
@@ -50,12 +49,11 @@ def test_a_bad_job_is_buried_and_logged_and_the_next_one_still_completes(client,
 
 def test_a_duplicate_job_for_a_completed_payment_changes_nothing(client, redis, tube, run_worker):
     payment_id = client.post_payment(SEED_PAYMENT)[2]["data"]["id"]
-    run_worker()
+    worker, _ = run_worker()
     assert wait_for(lambda: status_of(redis, payment_id) == COMPLETED)
     finished = redis.hgetall(f"payment:{payment_id}")
     tube.put(encode_job(payment_id))
-    assert wait_for(lambda: tube.stats_tube(tube.using())["current-jobs-ready"] == 0)
-    time.sleep(0.2)
+    assert wait_for(lambda: worker.jobs_done() == 2)  # the duplicate was taken, dropped and deleted
     assert redis.hgetall(f"payment:{payment_id}") == finished
     assert tube.stats_tube(tube.using())["current-jobs-buried"] == 0
 

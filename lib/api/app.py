@@ -1,0 +1,161 @@
+"""The HTTP API: its route table, its handlers, and create_app to wire them to Redis and beanstalkd."""
+
+import logging
+from typing import NamedTuple
+
+from redis import Redis
+
+from lib.api.admission import LIMITED, MISMATCH, REPLAYED, Admission
+from lib.api.idempotency import parse_key
+from lib.api.ratelimit import TokenBucket
+from lib.api.validation import is_payment_id, parse_list_query, parse_payment_request
+from lib.http.errors import HTTPError
+from lib.http.jsonio import dumps, parse_json
+from lib.http.wsgi import App, Request, Response
+from lib.store.config import Config
+from lib.store.jobqueue import JobQueue, QueueUnavailable
+from lib.store.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from lib.store.metrics import COUNTERS_KEY, STATUS_COUNTS_KEY, RequestDurations, render
+from lib.store.payments import PaymentStore, new_payment, to_json
+from lib.store.redis_client import REDIS_DOWN_ERRORS, describe
+from lib.store.workers import live_workers
+
+log = logging.getLogger("paypoc.api")
+
+RATE_LIMITED = "Rate limit exceeded. Try again later."
+# A 503 to a POST: Redis may have run the admission before its answer was lost.
+OUTCOME_UNKNOWN = ("payment store unavailable: the payment may or may not have been taken. Retry with the same "
+                   "Idempotency-Key to find out; without one, check GET /payments?user_id=... before sending it again")
+
+
+class Services(NamedTuple):
+    """Everything a handler may use, built once by create_app."""
+
+    redis: Redis
+    payments: PaymentStore
+    admission: Admission
+    limiter: TokenBucket
+    queue: JobQueue
+    durations: RequestDurations
+
+
+def health(services: Services, request: Request) -> Response:
+    """Liveness: the process answers. Touches no dependency."""
+    return Response(200, {"status": "OK"})
+
+
+def ready(services: Services, request: Request) -> Response:
+    """Readiness: 200 when Redis and beanstalkd both answer, 503 (same keys) when either does not."""
+    checks = {"redis": services.redis.ping, "beanstalkd": services.queue.ping}
+    body = {"status": "OK"}
+    for name, ping in checks.items():
+        try:
+            ping()
+            body[name] = "up"
+        except (*REDIS_DOWN_ERRORS, QueueUnavailable) as error:
+            log.warning("readiness: %s is down: %s", name, describe(error))
+            body[name] = "down"
+    if "down" in body.values():
+        body["status"] = "UNAVAILABLE"
+        return Response(503, body)
+    return Response(200, body)
+
+
+def create_payment(services: Services, request: Request) -> Response:
+    """Validate; admit (Idempotency-Key, rate limit and storage in one atomic step); queue; answer 201."""
+    # Every answer to a POST carries RateLimit-Policy, a refusal of bad input included.
+    policy = [("RateLimit-Policy", services.limiter.policy_header)]
+    try:
+        user_id, amount, currency = parse_payment_request(request.json())
+        key = parse_key(request.header("Idempotency-Key"))
+    except HTTPError as error:
+        raise HTTPError(error.status, error.message, policy + error.headers) from None
+    payment = new_payment(user_id, amount, currency)
+    body = {"status": "success", "message": "Payment queued successfully", "data": to_json(payment)}
+    try:
+        admitted = services.admission.admit(payment, key, dumps(body))
+    except REDIS_DOWN_ERRORS as error:
+        log.warning("POST /payments for user %s: 503, outcome unknown (%s)", user_id, describe(error))
+        raise HTTPError(503, OUTCOME_UNKNOWN, [("Retry-After", "1")]) from None
+    headers = policy + [("RateLimit", services.limiter.header(admitted.decision))]
+    if admitted.outcome == LIMITED:
+        raise HTTPError(429, RATE_LIMITED, headers + [("Retry-After", str(admitted.decision.retry_after))])
+    if admitted.outcome == MISMATCH:
+        raise HTTPError(422, "Idempotency-Key was already used with a different request body", headers)
+    headers.append(("Location", f"/payments/{admitted.payment_id}"))
+    if admitted.outcome == REPLAYED:
+        return Response(201, parse_json(admitted.first_body.encode()), headers + [("Idempotent-Replayed", "true")])
+    _queue(services, payment["id"])
+    return Response(201, body, headers)
+
+
+def _queue(services: Services, payment_id: str) -> None:
+    """Queue the payment's job. Redis has the payment already, so it is accepted even when
+    beanstalkd cannot take the job (the outbox pattern): the worker's sweeper queues it."""
+    try:
+        services.queue.put(payment_id)
+    except QueueUnavailable as error:
+        log.warning("Payment %s stored but not queued (%s); the sweeper will queue it", payment_id, error)
+        try:
+            services.payments.mark_due(payment_id)  # sooner than STALE_AFTER, if Redis allows
+        except REDIS_DOWN_ERRORS:
+            pass
+
+
+def list_payments(services: Services, request: Request) -> Response:
+    """A user's payments, newest first, a page at a time: ?user_id=X&limit=N&starting_after=ID."""
+    user_id, limit, starting_after = parse_list_query(request.query)
+    try:
+        payments, has_more = services.payments.list_for_user(user_id, limit, starting_after)
+    except LookupError:
+        raise HTTPError(400, "starting_after is not a payment of this user") from None
+    return Response(200, {"data": [to_json(payment) for payment in payments], "has_more": has_more})
+
+
+def queue_status(services: Services, request: Request) -> Response:
+    """What the queue holds now, and which worker processes are alive (by their heartbeats)."""
+    return Response(200, {"tube": services.queue.tube, "jobs": services.queue.counts(),
+                          "workers": live_workers(services.redis)})
+
+
+def metrics(services: Services, request: Request) -> Response:
+    """Prometheus text format: counters and gauges from Redis and beanstalkd, this process's histogram."""
+    with services.redis.pipeline(transaction=False) as pipe:
+        pipe.hgetall(COUNTERS_KEY)
+        pipe.hgetall(STATUS_COUNTS_KEY)
+        counters, status_counts = pipe.execute()
+    text = render(counters, status_counts, services.queue.counts(), services.durations)
+    return Response(200, text, content_type=METRICS_CONTENT_TYPE)
+
+
+def get_payment(services: Services, request: Request, id: str) -> Response:
+    """The payment with this id, as stored now; 404 when there is none."""
+    payment = services.payments.get(id) if is_payment_id(id) else None
+    if payment is None:
+        raise HTTPError(404, "payment not found")
+    return Response(200, to_json(payment))
+
+
+ROUTES = [
+    ("GET", "/health", health),
+    ("GET", "/ready", ready),
+    ("POST", "/payments", create_payment),
+    ("GET", "/payments", list_payments),
+    ("GET", "/payments/{id}", get_payment),
+    ("GET", "/queue", queue_status),
+    ("GET", "/metrics", metrics),
+]
+
+# Exceptions meaning a dependency is down, and what the client is told: a 503, never a 500.
+UNAVAILABLE = [
+    (REDIS_DOWN_ERRORS, "payment store unavailable, try again shortly"),
+    (QueueUnavailable, "job queue unavailable, try again shortly"),
+]
+
+
+def create_app(config: Config, redis: Redis, queue: JobQueue) -> App:
+    """The WSGI app, given the parsed config, a redis-py client and a JobQueue."""
+    limiter = TokenBucket(config.rate_limit, config.rate_limit_window)
+    durations = RequestDurations()
+    services = Services(redis, PaymentStore(redis), Admission(redis, limiter), limiter, queue, durations)
+    return App(ROUTES, services, UNAVAILABLE, durations)

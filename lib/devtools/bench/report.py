@@ -1,0 +1,64 @@
+"""The table `make bench` prints, with each figure beside the target it is held to."""
+
+# (figure, target, how it is compared): the targets the project holds itself to on 2 cores.
+TARGETS = {
+    "post_ratio": (0.22, ">="), "get_ratio": (0.35, ">="), "post_p99_ms": (25.0, "<="),
+    "drain_ratio": (0.35, ">="), "efficiency": (0.93, ">="),
+    "api_peak_mb": (60.0, "<="), "api_growth_mb": (1.0, "<="), "worker_peak_mb": (60.0, "<="),
+    "preload_post": (0.9, ">="), "preload_get": (0.9, ">="), "preload_list": (0.9, ">="),
+}
+
+
+def _row(name, value, text):
+    target, sense = TARGETS[name]
+    met = value >= target if sense == ">=" else value <= target
+    return f"| {text:<52} | {value:>10.2f} | {sense} {target:<6} | {'yes' if met else 'NO':<4}|"
+
+
+def _floor_row(value, text):
+    """A row with no target: the best the subject could do with its round trips and no other work."""
+    return f"| {text:<52} | {value:>10.2f} | none      | -   |"
+
+
+def table(results):
+    """A Markdown table of the run: the raw figures, then each ratio against its target."""
+    http = results["http"]
+    lines = ["| subject | req/s | p50 ms | p99 ms | errors | server CPU µs/req | context switches/req |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for name in ("hello", "hello_hgetall", "post", "get", "list"):
+        r = http[name]
+        lines.append(f"| {name:<13} | {r['rps']:8.0f} | {r['p50_ms']:6.2f} | {r['p99_ms']:6.2f} | {r['errors']} "
+                     f"| {r['cpu_us_per_request']:5.0f} | {r['switches_per_request']:5.1f} |")
+    drain, efficiency, memory = results["drain"], results["efficiency"], results["api_memory"]
+    lines += ["", f"worker drain, {drain['jobs']} jobs, 4 threads: {drain['worker_jobs_per_second']:.0f} jobs/s; "
+              f"bare reserve/delete loop: {drain['raw_jobs_per_second']:.0f} jobs/s",
+              f"bare loop with the two Redis round trips any worker makes (its status changes), nothing done "
+              f"in them: {drain['status_changes_jobs_per_second']:.0f} jobs/s "
+              f"({drain['status_changes_ratio']:.2f} of the bare loop)",
+              f"bare loop with a payment's three Redis round trips, nothing done in them: "
+              f"{drain['round_trips_jobs_per_second']:.0f} jobs/s ({drain['round_trips_ratio']:.2f} of the bare loop; "
+              f"the worker does {drain['ratio_to_round_trips']:.2f} of it)",
+              f"50 threads x 0.2 s, {efficiency['jobs']} jobs: {efficiency['jobs_per_second']:.1f} jobs/s of 250",
+              f"API after {memory['requests']} requests: {memory['rss_at_end_mb']:.1f} MB "
+              f"(peak {memory['peak_mb']:.1f} MB, {memory['rss_at_half_mb']:.1f} MB at half way)",
+              f"Redis memory per stored payment: {results['memory_per_payment_bytes']:.0f} bytes", "",
+              "| measure | value | target | met |", "|---|---:|---|---|",
+              _row("post_ratio", http["post"]["ratio_to_hello"], "POST /payments req/s / hello-world"),
+              _row("get_ratio", http["get"]["ratio_to_hello"], "GET /payments/{id} req/s / hello-world"),
+              _floor_row(http["hello_hgetall"]["ratio_to_hello"], "a GET's floor: hello-world after its HGETALL / hello"),
+              _row("post_p99_ms", http["post"]["p99_ms"], "POST p99 at 16 connections, ms"),
+              _row("drain_ratio", drain["ratio_to_status_changes"], "worker drain / the loop with 2 Redis trips"),
+              _floor_row(drain["ratio"], "worker drain / bare greenstalk loop"),
+              _row("efficiency", efficiency["efficiency"], "50-thread efficiency (jobs/s / 250)"),
+              _row("api_peak_mb", memory["peak_mb"], "API peak RSS, MB"),
+              _row("api_growth_mb", memory["growth_second_half_mb"], "API RSS growth in the second half, MB"),
+              _row("worker_peak_mb", efficiency["worker_peak_rss_mb_50_threads"], "worker peak RSS at 50 threads, MB")]
+    if "http_preloaded" in results:
+        loaded = results["http_preloaded"]
+        lines += [_row("preload_post", loaded["post"]["rps"] / http["post"]["rps"],
+                       f"POST req/s with {results['preload']['payments']:,} stored / empty"),
+                  _row("preload_get", loaded["get"]["rps"] / http["get"]["rps"],
+                       f"GET req/s with {results['preload']['payments']:,} stored / empty"),
+                  _row("preload_list", loaded["list"]["rps"] / http["list"]["rps"],
+                       f"GET /payments?user_id= with {results['preload']['payments']:,} stored / empty")]
+    return "\n".join(lines)

@@ -1,0 +1,110 @@
+"""The beanstalkd side: job bodies, connections with timeouts, and the API's producer."""
+
+import json
+import math
+import socket
+import threading
+
+import greenstalk
+
+from lib.store.config import DEPENDENCY_TIMEOUT
+
+# Errors that mean beanstalkd is unreachable or the connection is broken: OSError covers
+# refused connections, resets and socket timeouts; greenstalk.Error covers server error replies.
+QUEUE_ERRORS = (OSError, greenstalk.Error)
+
+
+# What an attempt may take beyond the processing delay: a few Redis and beanstalkd round trips,
+# each bounded by DEPENDENCY_TIMEOUT, with room to spare.
+TTR_MARGIN = 10
+
+
+def job_ttr(processing_delay: float) -> int:
+    """Seconds a worker may hold a job before beanstalkd hands it to another: well over the delay.
+
+    It is also the lease on a payment being processed, so it bounds how long a payment whose
+    worker and job were both lost stays PROCESSING before the sweeper takes it up again.
+    """
+    return math.ceil(processing_delay) + TTR_MARGIN
+
+
+class QueueUnavailable(Exception):
+    """beanstalkd could not be reached or refused the job."""
+
+
+def encode_job(payment_id: str) -> bytes:
+    """The job body: just the payment id, since Redis holds the payment itself."""
+    return json.dumps({"payment_id": payment_id}).encode()
+
+
+def decode_job(body: bytes) -> str:
+    """The payment id in a job body, or ValueError when the body is not one of ours."""
+    data = json.loads(body)  # bad JSON or bad UTF-8 raises a ValueError subclass
+    if not isinstance(data, dict) or not isinstance(data.get("payment_id"), str):
+        raise ValueError("job body has no payment_id")
+    return data["payment_id"]
+
+
+def connect(address: tuple[str, int], tube: str, timeout: float, watch: bool = False) -> greenstalk.Client:
+    """A greenstalk client using (or, for a worker, watching) tube, whose socket has a timeout.
+
+    greenstalk opens its own sockets without a timeout, and accepts a connected socket instead:
+    given one with a timeout, a stalled beanstalkd costs `timeout` seconds (TimeoutError), not
+    a hung thread. Bodies stay bytes (encoding=None), so a job that is not UTF-8 reaches our
+    code instead of failing in reserve.
+    """
+    sock = socket.create_connection(address, timeout=timeout)
+    try:
+        return greenstalk.Client(sock, encoding=None, use=tube, watch=tube if watch else "default")
+    except BaseException:
+        sock.close()
+        raise
+
+
+class JobQueue:
+    """Puts payment jobs on the tube; each API thread has its own connection (a client is not
+    thread-safe), opened on first use and dropped after any error so the next call reconnects."""
+
+    def __init__(self, address: tuple[str, int], tube: str, ttr: int, timeout: float = DEPENDENCY_TIMEOUT):
+        self.address, self.tube, self.ttr, self.timeout = address, tube, ttr, timeout
+        self._local = threading.local()
+
+    def _call(self, method, *args, **kwargs):
+        # A kept connection may have died unnoticed (beanstalkd restarted): the first command
+        # on it fails at once with a ConnectionError, and is tried once more on a new one. A
+        # put tried twice may queue its job twice, which is harmless: the worker drops a job
+        # whose payment is in hand or finished. A timeout is not tried again (beanstalkd is
+        # stalled, and the caller must answer within 2 s).
+        while True:
+            client = getattr(self._local, "client", None)
+            kept = client is not None
+            try:
+                if not kept:
+                    client = self._local.client = connect(self.address, self.tube, self.timeout)
+                return getattr(client, method)(*args, **kwargs)
+            except greenstalk.NotFoundError:
+                raise  # an answer (no such tube, no such job), not a broken connection
+            except QUEUE_ERRORS as error:
+                self._local.client = None
+                if client is not None:
+                    client.close()
+                if not (kept and isinstance(error, ConnectionError)):
+                    raise QueueUnavailable(f"beanstalkd at {self.address[0]}:{self.address[1]}: {error}") from error
+
+    def put(self, payment_id: str) -> int:
+        """Queue the job for payment_id; raise QueueUnavailable when beanstalkd cannot take it."""
+        return self._call("put", encode_job(payment_id), ttr=self.ttr)
+
+    def counts(self) -> dict[str, int]:
+        """The tube's jobs by state and the total ever put, as the beanstalkd UI shows them."""
+        try:
+            stats = self._call("stats_tube", self.tube)
+        except greenstalk.NotFoundError:  # beanstalkd makes a tube at its first job
+            stats = {}
+        return {"ready": stats.get("current-jobs-ready", 0), "reserved": stats.get("current-jobs-reserved", 0),
+                "delayed": stats.get("current-jobs-delayed", 0), "buried": stats.get("current-jobs-buried", 0),
+                "total_put": stats.get("total-jobs", 0)}
+
+    def ping(self) -> None:
+        """One round trip to beanstalkd; raise QueueUnavailable when it does not answer."""
+        self._call("using")

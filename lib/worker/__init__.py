@@ -1,0 +1,3 @@
+"""The worker: its threads, one job's attempt, the simulated processor, the sweeper and the
+heartbeat. May import lib.store.
+"""

@@ -1,0 +1,53 @@
+"""The worker's heartbeat: every few seconds this process writes in Redis that it is alive."""
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+
+from redis import Redis
+
+from lib.store.clock import utc_now
+from lib.store.redis_client import REDIS_DOWN_ERRORS
+from lib.store.workers import EXPIRES_AFTER, WORKERS_KEY, worker_key
+
+log = logging.getLogger("paypoc.worker")
+
+BEAT_EVERY = 2.0  # seconds
+
+
+class Heartbeat:
+    """Keeps this process's worker:<id> hash fresh until stopped, then removes it."""
+
+    def __init__(self, redis: Redis, threads: int, jobs_done: Callable[[], int], stop: threading.Event):
+        self.redis, self.threads, self.jobs_done, self.stop = redis, threads, jobs_done, stop
+        self.host = socket.gethostname()  # in a container, the container's id: one per replica
+        self.id = f"{self.host}-{os.getpid()}"
+        self.started_at = utc_now()
+
+    def beat(self) -> None:
+        """Write the heartbeat once: who, how many threads, how much done, when."""
+        key = worker_key(self.id)
+        with self.redis.pipeline() as pipe:
+            pipe.hset(key, mapping={"id": self.id, "host": self.host, "pid": os.getpid(), "threads": self.threads,
+                                    "jobs_done": self.jobs_done(), "started_at": self.started_at,
+                                    "last_seen": utc_now()})
+            pipe.expire(key, EXPIRES_AFTER)
+            pipe.sadd(WORKERS_KEY, self.id)
+            pipe.execute()
+
+    def run(self) -> None:
+        """Beat every BEAT_EVERY seconds until stop is set; a stopped worker leaves at once."""
+        while True:
+            try:
+                self.beat()
+            except REDIS_DOWN_ERRORS:
+                pass  # the worker threads log the outage; the next beat will say we are alive
+            if self.stop.wait(BEAT_EVERY):
+                break
+        try:
+            self.redis.delete(worker_key(self.id))
+            self.redis.srem(WORKERS_KEY, self.id)
+        except REDIS_DOWN_ERRORS:
+            pass  # the hash expires by itself

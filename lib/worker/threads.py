@@ -1,0 +1,107 @@
+"""The worker's threads: each reserves a job, has lib/worker/jobs.py make its attempt, then
+deletes, buries or releases the job; an outage is waited out with a capped backoff."""
+
+import logging
+import threading
+from collections.abc import Callable
+
+import greenstalk
+
+from lib.store.jobqueue import QUEUE_ERRORS, connect
+from lib.store.redis_client import REDIS_DOWN_ERRORS, describe
+from lib.worker.jobs import BURY, PaymentJobs
+
+log = logging.getLogger("paypoc.worker")
+
+RESERVE_TIMEOUT = 1  # seconds; how often an idle thread looks at the stop event
+MAX_BACKOFF = 5.0  # seconds between reconnection attempts during an outage
+
+
+class PaymentWorker:
+    """Takes payment jobs from one beanstalkd tube, on as many threads as run it, until `stop` is set."""
+
+    def __init__(self, address: tuple, tube: str, jobs: PaymentJobs, stop: threading.Event):
+        self.address, self.tube, self.jobs, self.stop = address, tube, jobs, stop
+        self._jobs_done = 0
+        self._count_lock = threading.Lock()  # `+= 1` from several threads could lose counts
+
+    def jobs_done(self) -> int:
+        """Jobs this process has finished (deleted), for the heartbeat and the last log line."""
+        return self._jobs_done
+
+    def _handle(self, client, job):
+        try:
+            action = self.jobs.process(job)
+        except REDIS_DOWN_ERRORS as error:
+            # Redis is the source of truth; without it, give the job back to try again later.
+            # The same job coming back takes over its own lease, so nothing waits for it to expire.
+            log.warning("Releasing job %d: Redis is unavailable (%s)", job.id, describe(error))
+            client.release(job, delay=1)
+            raise
+        except Exception:
+            log.exception("Burying job %d: processing failed unexpectedly", job.id)
+            action = BURY
+        try:
+            if action.verb == "bury":
+                client.bury(job)
+            elif action.verb == "release":
+                client.release(job, delay=action.delay)
+            else:
+                client.delete(job)
+                with self._count_lock:
+                    self._jobs_done += 1
+        except greenstalk.NotFoundError:
+            # beanstalkd no longer has the job (it restarted, or handed the job on after its
+            # TTR): the payment's state is in Redis already, so there is nothing left to do.
+            log.info("Job %d is no longer in beanstalkd; nothing to %s", job.id, action.verb)
+
+    def run(self, number: int) -> None:
+        """One thread's loop: reserve, process, repeat; reconnect with capped backoff on outages."""
+        log.info("Worker #%d started", number)
+        client, backoff, down = None, 0.5, set()
+
+        def recovered(name):
+            nonlocal backoff
+            if name in down:
+                down.discard(name)
+                backoff = 0.5
+                log.info("Worker #%d: %s is back", number, name)
+
+        while not self.stop.is_set():
+            try:
+                if client is None:
+                    # The socket timeout must outlast the server-side reserve timeout.
+                    client = connect(self.address, self.tube, RESERVE_TIMEOUT + 4, watch=True)
+                try:
+                    job = client.reserve(timeout=RESERVE_TIMEOUT)
+                except greenstalk.TimedOutError:
+                    job = None
+                recovered("beanstalkd")
+                if job is not None:
+                    self._handle(client, job)
+                    recovered("Redis")
+            except (*QUEUE_ERRORS, *REDIS_DOWN_ERRORS) as error:
+                name = "Redis" if isinstance(error, REDIS_DOWN_ERRORS) else "beanstalkd"
+                if name not in down:  # one line per outage, not one per attempt
+                    log.warning("Worker #%d: %s is unavailable (%s); retrying", number, name, describe(error))
+                    down.add(name)
+                if name == "beanstalkd" and client is not None:
+                    client.close()
+                    client = None
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+            except Exception:
+                # A bug must not silently end a thread: log it, pause, and carry on.
+                log.exception("Worker #%d: unexpected error", number)
+                self.stop.wait(MAX_BACKOFF)
+        if client is not None:
+            client.close()
+        log.info("Worker #%d stopped", number)
+
+
+def start_threads(target: Callable[[int], None], count: int, name: str) -> list[threading.Thread]:
+    """Start count threads running target(n), numbered from 1 as the original's logs show."""
+    threads = [threading.Thread(target=target, args=(n,), name=f"{name}-{n}") for n in range(1, count + 1)]
+    for thread in threads:
+        thread.start()
+    return threads
