@@ -15,7 +15,7 @@ import pytest
 from lib.api.admission import Admission
 from lib.api.app import create_app
 from lib.api.ratelimit import TokenBucket
-from lib.devtools.local_servers import LocalServer, beanstalkd_command, free_port, missing, redis_command
+from lib.devtools.local_servers import free_port, local_beanstalkd, local_redis, missing
 from lib.devtools.processes import Process, answers, wait_for
 from lib.store.config import load_config
 from lib.store.jobqueue import JobQueue, job_ttr
@@ -48,7 +48,7 @@ def pytest_configure(config):
 def redis_server(tmp_path_factory):
     data = tmp_path_factory.mktemp("redis")
     port = free_port()
-    server = LocalServer("redis", port, redis_command(port, str(data)), str(data / "log")).start()
+    server = local_redis(port, data, data / "log").start()
     yield server
     server.stop()
 
@@ -57,7 +57,7 @@ def redis_server(tmp_path_factory):
 def beanstalkd_server(tmp_path_factory):
     data = tmp_path_factory.mktemp("beanstalkd")
     port = free_port()
-    server = LocalServer("beanstalkd", port, beanstalkd_command(port), str(data / "log")).start()
+    server = local_beanstalkd(port, data / "log").start()
     yield server
     server.stop()
 
@@ -69,10 +69,8 @@ def own_servers(tmp_path):
     redis_port, beanstalk_port = free_port(), free_port()
     (tmp_path / "redis").mkdir()
     servers = {
-        "redis": LocalServer("redis", redis_port, redis_command(redis_port, str(tmp_path / "redis")),
-                             str(tmp_path / "redis.log")),
-        "beanstalkd": LocalServer("beanstalkd", beanstalk_port, beanstalkd_command(beanstalk_port),
-                                  str(tmp_path / "beanstalkd.log")),
+        "redis": local_redis(redis_port, tmp_path / "redis", tmp_path / "redis.log"),
+        "beanstalkd": local_beanstalkd(beanstalk_port, tmp_path / "beanstalkd.log"),
     }
     for server in servers.values():
         server.start()

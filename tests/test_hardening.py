@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from lib.devtools.local_servers import LocalServer, free_port, redis_command
+from lib.devtools.local_servers import free_port, local_redis
 from lib.devtools.processes import http, wait_for
 from lib.store.config import load_config
 from lib.store.redis_client import mask_url
@@ -57,14 +57,19 @@ def test_a_password_in_a_url_is_masked():
 @pytest.fixture
 def redis_with_password(tmp_path):
     port = free_port()
-    server = LocalServer("redis", port, redis_command(port, str(tmp_path), password="s3cret-pw"),
-                         str(tmp_path / "log")).start()
-    yield port
+    server = local_redis(port, tmp_path, tmp_path / "log", "s3cret-pw").start()
+    yield port, server.process.pid
     server.stop()
 
 
+def test_the_local_redis_password_is_on_no_command_line(redis_with_password):
+    _, pid = redis_with_password
+    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:  # what `ps` shows
+        assert b"s3cret-pw" not in cmdline.read()
+
+
 def test_with_the_right_password_a_payment_goes_end_to_end(redis_with_password, start_api, launch):
-    url = f"redis://:s3cret-pw@127.0.0.1:{redis_with_password}/0"
+    url = f"redis://:s3cret-pw@127.0.0.1:{redis_with_password[0]}/0"
     api = start_api(redis_url=url)
     worker = launch("paypoc_worker.py", redis_url=url)
     assert http("GET", f"{api}/ready")[0] == 200
@@ -75,7 +80,7 @@ def test_with_the_right_password_a_payment_goes_end_to_end(redis_with_password, 
 
 def test_a_wrong_password_makes_ready_503_with_a_clear_log_line_and_no_password(redis_with_password, launch):
     port = free_port()
-    api = launch("paypoc.py", port=port, redis_url=f"redis://:wrong-pw@127.0.0.1:{redis_with_password}/0")
+    api = launch("paypoc.py", port=port, redis_url=f"redis://:wrong-pw@127.0.0.1:{redis_with_password[0]}/0")
     base = f"http://127.0.0.1:{port}"
     assert wait_for(lambda: "listening" in api.output())
     status, _, body = http("GET", f"{base}/ready")

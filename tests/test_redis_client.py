@@ -6,7 +6,7 @@ import signal
 import pytest
 import redis as redis_py
 
-from lib.devtools.local_servers import LocalServer, free_port, redis_command
+from lib.devtools.local_servers import free_port, local_redis
 from lib.store.redis_client import REDIS_DOWN_ERRORS, open_redis
 
 
@@ -50,7 +50,7 @@ def test_a_stalled_redis_is_a_timeout_and_the_next_command_reconnects(own_server
 
 def test_a_unix_socket_url_works_too(tmp_path):
     path, port = tmp_path / "redis.sock", free_port()
-    server = LocalServer("redis", port, [*redis_command(port, str(tmp_path)), "--unixsocket", str(path)]).start()
+    server = local_redis(port, tmp_path, os.devnull, "", "--unixsocket", str(path)).start()
     try:
         assert open_redis(f"unix://{path}", timeout=0.5).ping() is True
     finally:

@@ -1,4 +1,4 @@
-"""Run redis-server and beanstalkd as child processes on chosen ports (for `make run` and the tests)."""
+"""redis-server and beanstalkd as child processes on chosen ports (for `make run`, the tests and the bench)."""
 
 import os
 import shutil
@@ -25,25 +25,11 @@ def require(binary: str) -> str:
     return shutil.which(binary)
 
 
-def free_port():
+def free_port() -> int:
     """A TCP port nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def redis_command(port, data_dir, password=""):
-    """redis-server persisting to an append-only file in data_dir, as docker-compose.yml runs it;
-    with a password when one is given."""
-    command = [require("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--dir", data_dir,
-               "--appendonly", "yes", "--save", ""]
-    return command + ["--requirepass", password] if password else command
-
-
-def beanstalkd_command(port, binlog_dir=None):
-    """beanstalkd on 127.0.0.1:port, with its binlog in binlog_dir when one is given."""
-    command = [require("beanstalkd"), "-l", "127.0.0.1", "-p", str(port)]
-    return command + ["-b", binlog_dir] if binlog_dir else command
 
 
 def _answers(port, request, reply_prefixes):
@@ -61,15 +47,17 @@ class LocalServer:
     # A request and the replies that mean "up"; a Redis with a password answers -NOAUTH.
     PROBES = {"redis": (b"PING\r\n", (b"+PONG", b"-NOAUTH")), "beanstalkd": (b"stats\r\n", (b"OK ",))}
 
-    def __init__(self, kind, port, command, log_path=os.devnull):
-        self.kind, self.port, self.command, self.log_path = kind, port, command, log_path
+    def __init__(self, kind: str, port: int, command: list[str], log_path: str = os.devnull, stdin: str = ""):
+        self.kind, self.port, self.command, self.log_path, self.stdin = kind, port, command, log_path, stdin
         self.process = None
 
-    def start(self, timeout=10.0):
+    def start(self, timeout: float = 10.0) -> "LocalServer":
         """Start the process and wait until it answers its protocol's ping."""
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
+                                            stdin=subprocess.PIPE, start_new_session=True)
+        self.process.stdin.write(self.stdin.encode())
+        self.process.stdin.close()
         deadline = time.monotonic() + timeout
         while not _answers(self.port, *self.PROBES[self.kind]):
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -78,7 +66,7 @@ class LocalServer:
             time.sleep(0.02)
         return self
 
-    def stop(self, timeout=10.0):
+    def stop(self, timeout: float = 10.0) -> None:
         """Stop the process (SIGTERM, then SIGKILL if it lingers) and wait for it."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
@@ -88,3 +76,20 @@ class LocalServer:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+
+
+def local_redis(port: int, data_dir: str, log_path: str = os.devnull, password: str = "",
+                 *options: str) -> LocalServer:
+    """redis-server on 127.0.0.1:port keeping an append-only file in data_dir, as the Compose
+    stack runs it. The password, if any, is read from standard input (`redis-server -`), so it
+    is on no command line that `ps` shows."""
+    command = [require("redis-server"), "-", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
+               "--appendonly", "yes", "--save", "", *options]
+    escaped = password.replace("\\", "\\\\").replace('"', '\\"')
+    return LocalServer("redis", port, command, str(log_path), f'requirepass "{escaped}"\n' if password else "")
+
+
+def local_beanstalkd(port: int, log_path: str = os.devnull, binlog_dir: str | None = None) -> LocalServer:
+    """beanstalkd on 127.0.0.1:port, with its binlog in binlog_dir when one is given."""
+    command = [require("beanstalkd"), "-l", "127.0.0.1", "-p", str(port)]
+    return LocalServer("beanstalkd", port, command + (["-b", str(binlog_dir)] if binlog_dir else []), str(log_path))

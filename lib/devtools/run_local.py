@@ -7,7 +7,7 @@ import sys
 import threading
 from urllib.parse import quote
 
-from lib.devtools.local_servers import LocalServer, beanstalkd_command, redis_command
+from lib.devtools.local_servers import local_beanstalkd, local_redis
 
 REDIS_PORT, BEANSTALK_PORT = 6379, 11300
 # The same commands the api and worker containers run (see docker-compose.yml).
@@ -48,10 +48,8 @@ def main(data_dir=".run"):
     signal.signal(signal.SIGTERM, lambda *_: finished.set())
     signal.signal(signal.SIGINT, lambda *_: finished.set())
     servers = [
-        LocalServer("redis", REDIS_PORT, redis_command(REDIS_PORT, os.path.abspath(f"{data_dir}/redis"), password),
-                    f"{data_dir}/redis.log"),
-        LocalServer("beanstalkd", BEANSTALK_PORT, beanstalkd_command(BEANSTALK_PORT, f"{data_dir}/beanstalkd"),
-                    f"{data_dir}/beanstalkd.log"),
+        local_redis(REDIS_PORT, os.path.abspath(f"{data_dir}/redis"), f"{data_dir}/redis.log", password),
+        local_beanstalkd(BEANSTALK_PORT, f"{data_dir}/beanstalkd.log", f"{data_dir}/beanstalkd"),
     ]
     apps = {}
     try:

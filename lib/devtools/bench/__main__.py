@@ -12,7 +12,7 @@ import tempfile
 
 from lib.devtools.bench import drain, sections, wrk
 from lib.devtools.bench.report import table
-from lib.devtools.local_servers import LocalServer, beanstalkd_command, free_port, redis_command, require
+from lib.devtools.local_servers import free_port, local_beanstalkd, local_redis, require
 from lib.store.redis_client import open_redis
 
 FULL = {"seconds": 5, "rounds": 3, "rss_requests": 100_000, "drain_jobs": 5000, "efficiency_jobs": 1000}
@@ -30,8 +30,7 @@ def main(argv: list[str] | None = None) -> dict:
     require("wrk")
     with tempfile.TemporaryDirectory() as tmp:
         redis_port, beanstalk_port = free_port(), free_port()
-        servers = [LocalServer("redis", redis_port, redis_command(redis_port, tmp), f"{tmp}/redis.log"),
-                   LocalServer("beanstalkd", beanstalk_port, beanstalkd_command(beanstalk_port), f"{tmp}/b.log")]
+        servers = [local_redis(redis_port, tmp, f"{tmp}/redis.log"), local_beanstalkd(beanstalk_port, f"{tmp}/b.log")]
         for server in servers:
             server.start()
         try:
