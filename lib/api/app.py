@@ -46,7 +46,7 @@ def health(services: Services, request: Request) -> Response:
 
 def ready(services: Services, request: Request) -> Response:
     """Readiness: 200 when Redis and beanstalkd both answer, 503 (same keys) when either does not."""
-    checks = {"redis": services.redis.ping, "beanstalkd": services.queue.ping}
+    checks = {"redis": lambda: services.redis.ping(), "beanstalkd": services.queue.ping}
     body = {"status": "OK"}
     for name, ping in checks.items():
         try:
@@ -73,7 +73,7 @@ def create_payment(services: Services, request: Request) -> Response:
     payment = new_payment(user_id, amount, currency)
     body = {"status": "success", "message": "Payment queued successfully", "data": to_json(payment)}
     try:
-        admitted = services.admission.admit(payment, key, dumps(body))
+        admitted = services.admission.admit(payment, key, body)
     except REDIS_DOWN_ERRORS as error:
         log.warning("POST /payments for user %s: 503, outcome unknown (%s)", user_id, describe(error))
         raise HTTPError(503, OUTCOME_UNKNOWN, [("Retry-After", "1")]) from None

@@ -1,9 +1,12 @@
-"""The Redis client both processes share: redis-py's own, with short timeouts and no retries."""
+"""The Redis client a process shares between its threads: redis-py's, short timeouts, no retries."""
 
+import threading
+import time
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
+from redis.commands.core import Script
 from redis.retry import Retry
 
 from lib.store.config import DEPENDENCY_TIMEOUT
@@ -11,18 +14,63 @@ from lib.store.config import DEPENDENCY_TIMEOUT
 # Errors that mean Redis is unreachable or stalled (AuthenticationError and BusyLoadingError
 # are ConnectionErrors too): the API answers them with 503, the worker waits them out.
 REDIS_DOWN_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+IDLE_CHECK_AFTER = 0.01  # seconds; a connection unused for longer is pinged before its next command
 
 
-def open_redis(url: str, timeout: float = DEPENDENCY_TIMEOUT) -> redis.Redis:
-    """A client for url that every thread shares; nothing connects until the first command.
+def open_redis(url: str, timeout: float = DEPENDENCY_TIMEOUT) -> "ThreadRedis":
+    """A client for url that every thread may use; nothing connects until the first command.
 
-    Its pool lends each command a connection and first checks that the server has not closed
-    it (Redis restarted), so a stale connection is replaced instead of failing the request.
     A failed command is never sent again: redis-py would retry it by default, but a timeout
     can come after Redis ran the command, and a payment must not be stored twice.
     """
-    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=timeout,
-                                socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))
+    return ThreadRedis(redis.ConnectionPool.from_url(url, decode_responses=True, socket_timeout=timeout,
+                                                     socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)))
+
+
+class ThreadRedis:
+    """A redis-py client per thread, each keeping one connection of a shared pool for its life.
+
+    A shared client takes a connection out of its pool and puts it back for every command, which
+    under load costs more than many commands. So each thread gets a client that keeps one
+    (single_connection_client), and pings it first after a pause, so that a connection a Redis
+    restart closed is replaced before a command goes out on it.
+    """
+
+    def __init__(self, pool: redis.ConnectionPool):
+        self.connection_pool = pool
+        self._local = threading.local()
+
+    def client(self) -> redis.Redis:
+        """This thread's client; made at the thread's first command, checked after a pause."""
+        local, now = self._local, time.monotonic()
+        client = getattr(local, "client", None)
+        if client is not None and now - local.used > IDLE_CHECK_AFTER:
+            try:
+                client.ping()
+            except redis.ConnectionError:  # closed by the server: a new connection, below
+                client.close()
+                client = None
+        if client is None:
+            client = local.client = redis.Redis(connection_pool=self.connection_pool, single_connection_client=True)
+        local.used = now
+        return client
+
+    def register_script(self, text: str) -> "ThreadScript":
+        """A Lua script that runs on the calling thread's client."""
+        return ThreadScript(redis.Redis(connection_pool=self.connection_pool).register_script(text), self)
+
+    def __getattr__(self, command: str):
+        return getattr(self.client(), command)  # every command: this thread's client
+
+
+class ThreadScript:
+    """redis-py's Script, run on the calling thread's client: script(keys=[...], args=[...])."""
+
+    def __init__(self, script: Script, redis_client: ThreadRedis):
+        self.script, self.sha, self._redis = script, script.sha, redis_client
+
+    def __call__(self, keys=(), args=()):
+        return self.script(keys=keys, args=args, client=self._redis.client())
 
 
 def mask_url(url: str) -> str:
