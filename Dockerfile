@@ -2,8 +2,9 @@
 # (the API and the worker: the same image, started as `python paypoc.py` or `python paypoc_worker.py`).
 
 FROM debian:bookworm-slim AS beanstalkd
+# 1.12, Debian 12's: as PID 1 it ignores SIGTERM, so docker-compose.yml runs it under an init.
 RUN apt-get update \
-    && apt-get install --yes --no-install-recommends beanstalkd \
+    && apt-get install --yes --no-install-recommends "beanstalkd=1.12-*" \
     && rm -rf /var/lib/apt/lists/*
 # The package made the unprivileged user `beanstalkd` and its binlog directory /var/lib/beanstalkd.
 USER beanstalkd

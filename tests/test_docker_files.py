@@ -99,3 +99,8 @@ def test_redis_requires_the_password_the_api_and_worker_connect_with(compose):
     assert services["redis"]["environment"]["REDISCLI_AUTH"] == required  # for the healthcheck
     for name in ("api", "worker"):
         assert services[name]["environment"]["REDIS_URL"] == f"redis://:{required}@redis:6379/0"
+
+
+def test_every_service_runs_under_an_init_that_passes_sigterm_on(compose):
+    assert {name: service.get("init") for name, service in compose["services"].items()} == \
+        {name: "true" for name in compose["services"]}
