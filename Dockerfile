@@ -23,6 +23,7 @@ RUN grep -v '^pytest' requirements.txt > /tmp/runtime.txt \
     && rm /tmp/runtime.txt \
     && useradd --system --uid 10001 --no-create-home paypoc
 COPY paypoc.py paypoc_worker.py ./
+# .dockerignore keeps the dev tools (lib/devtools) and the tests out of the image.
 COPY lib ./lib
 USER paypoc
 EXPOSE 8000

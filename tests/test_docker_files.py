@@ -6,6 +6,7 @@ import re
 import pytest
 
 from lib.devtools.run_local import APP_COMMANDS
+from tests.docker_helpers import copied_python_files, runtime_python_files
 from tests.yaml_subset import load
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -107,3 +108,7 @@ def test_redis_requires_the_password_the_api_and_worker_connect_with(compose):
 def test_every_service_runs_under_an_init_that_passes_sigterm_on(compose):
     assert {name: service.get("init") for name, service in compose["services"].items()} == \
         {name: "true" for name in compose["services"]}
+
+
+def test_the_app_image_gets_the_modules_the_api_and_worker_import_and_no_dev_tool_or_test():
+    assert copied_python_files() == runtime_python_files()
