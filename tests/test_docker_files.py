@@ -65,9 +65,11 @@ def test_beanstalkd_keeps_its_binlog_on_a_named_volume(compose):
     assert beanstalkd["healthcheck"]["test"][0] == "CMD"
 
 
-def test_the_queue_ui_is_on_8902(compose):
+def test_the_queue_ui_is_on_8902_and_shows_our_beanstalkd(compose):
     ui = compose["services"]["beanstalkd-ui"]
     assert ui["ports"][0].startswith("8902:") and ui["environment"]["BEANSTALK_SERVERS"] == "beanstalkd:11300"
+    # The image's command: sh -c 'BEANSTALK_SERVERS=$BEANSTALKD_PORT_11300_TCP_ADDR:11300 php -S ...'
+    assert ui["environment"]["BEANSTALKD_PORT_11300_TCP_ADDR"] == "beanstalkd"
 
 
 def test_every_build_target_is_a_stage_of_the_dockerfile(compose):
@@ -112,3 +114,12 @@ def test_every_service_runs_under_an_init_that_passes_sigterm_on(compose):
 
 def test_the_app_image_gets_the_modules_the_api_and_worker_import_and_no_dev_tool_or_test():
     assert copied_python_files() == runtime_python_files()
+
+
+def test_every_image_names_its_version_and_only_the_queue_ui_is_latest(compose):
+    images = re.findall(r"^FROM (\S+)", read("Dockerfile"), re.MULTILINE)
+    images += [service["image"] for service in compose["services"].values() if "image" in service]
+    tags = {image: image.rpartition("/")[2].partition(":")[2] for image in images}
+    assert "" not in tags.values(), tags  # no image left to mean `latest` by omission
+    # The console is published as `latest` only: written out, so a reader sees it is not pinned.
+    assert [image for image, tag in tags.items() if tag == "latest"] == ["schickling/beanstalkd-console:latest"]
