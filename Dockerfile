@@ -2,8 +2,9 @@
 # (the API and the worker: the same image, started as `python paypoc.py` or `python paypoc_worker.py`).
 
 FROM debian:bookworm-slim AS beanstalkd
+# 1.12, Debian 12's: as PID 1 it ignores SIGTERM, so docker-compose.yml runs it under an init.
 RUN apt-get update \
-    && apt-get install --yes --no-install-recommends beanstalkd \
+    && apt-get install --yes --no-install-recommends "beanstalkd=1.12-*" \
     && rm -rf /var/lib/apt/lists/*
 # The package made the unprivileged user `beanstalkd` and its binlog directory /var/lib/beanstalkd.
 USER beanstalkd
@@ -22,6 +23,7 @@ RUN grep -v '^pytest' requirements.txt > /tmp/runtime.txt \
     && rm /tmp/runtime.txt \
     && useradd --system --uid 10001 --no-create-home paypoc
 COPY paypoc.py paypoc_worker.py ./
+# .dockerignore keeps the dev tools (lib/devtools) and the tests out of the image.
 COPY lib ./lib
 USER paypoc
 EXPOSE 8000

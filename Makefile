@@ -33,8 +33,10 @@ run: $(VENV)/installed
 demo: $(VENV)/installed
 	$(PYTHON) -m lib.devtools.demo
 
+# --wait returns once every service is running and every healthcheck passes (or fails if one
+# does not), so the addresses printed after it answer.
 dev: .env
-	$(COMPOSE) up --build --detach
+	$(COMPOSE) up --build --wait
 	@echo "API on http://localhost:8000, beanstalkd UI on http://localhost:8902 (make logs, make down)"
 
 logs:

@@ -6,6 +6,7 @@ import re
 import pytest
 
 from lib.devtools.run_local import APP_COMMANDS
+from tests.docker_helpers import copied_python_files, runtime_python_files
 from tests.yaml_subset import load
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,7 +51,7 @@ def test_worker_can_be_scaled(compose):
 
 def test_redis_keeps_an_append_only_file_on_a_named_volume(compose):
     redis = compose["services"]["redis"]
-    assert redis["command"][:3] == ["redis-server", "--appendonly", "yes"]
+    assert "redis-server --appendonly yes --save ''" in redis["entrypoint"][-1]
     volume, _, path = redis["volumes"][0].partition(":")
     assert path == "/data" and volume in compose["volumes"]
     assert "redis-cli ping" in " ".join(redis["healthcheck"]["test"])
@@ -64,9 +65,11 @@ def test_beanstalkd_keeps_its_binlog_on_a_named_volume(compose):
     assert beanstalkd["healthcheck"]["test"][0] == "CMD"
 
 
-def test_the_queue_ui_is_on_8902(compose):
+def test_the_queue_ui_is_on_8902_and_shows_our_beanstalkd(compose):
     ui = compose["services"]["beanstalkd-ui"]
     assert ui["ports"][0].startswith("8902:") and ui["environment"]["BEANSTALK_SERVERS"] == "beanstalkd:11300"
+    # The image's command: sh -c 'BEANSTALK_SERVERS=$BEANSTALKD_PORT_11300_TCP_ADDR:11300 php -S ...'
+    assert ui["environment"]["BEANSTALKD_PORT_11300_TCP_ADDR"] == "beanstalkd"
 
 
 def test_every_build_target_is_a_stage_of_the_dockerfile(compose):
@@ -95,7 +98,28 @@ def test_env_example_lists_every_setting_with_its_default_and_the_stack_password
 def test_redis_requires_the_password_the_api_and_worker_connect_with(compose):
     services = compose["services"]
     required = "${REDIS_PASSWORD:?set REDIS_PASSWORD in .env}"
-    assert services["redis"]["command"][-2:] == ["--requirepass", required]
-    assert services["redis"]["environment"]["REDISCLI_AUTH"] == required  # for the healthcheck
+    assert services["redis"]["environment"]["REDISCLI_AUTH"] == required  # for the healthcheck, and:
+    # redis-server reads it from standard input (`-`, last): `$$` leaves the shell to expand it.
+    shell, flag, script = services["redis"]["entrypoint"]
+    assert (shell, flag) == ("sh", "-c") and " - <<EOF\nrequirepass $$REDISCLI_AUTH\nEOF" in script
+    assert "REDIS_PASSWORD" not in script and "command" not in services["redis"]
     for name in ("api", "worker"):
         assert services[name]["environment"]["REDIS_URL"] == f"redis://:{required}@redis:6379/0"
+
+
+def test_every_service_runs_under_an_init_that_passes_sigterm_on(compose):
+    assert {name: service.get("init") for name, service in compose["services"].items()} == \
+        {name: "true" for name in compose["services"]}
+
+
+def test_the_app_image_gets_the_modules_the_api_and_worker_import_and_no_dev_tool_or_test():
+    assert copied_python_files() == runtime_python_files()
+
+
+def test_every_image_names_its_version_and_only_the_queue_ui_is_latest(compose):
+    images = re.findall(r"^FROM (\S+)", read("Dockerfile"), re.MULTILINE)
+    images += [service["image"] for service in compose["services"].values() if "image" in service]
+    tags = {image: image.rpartition("/")[2].partition(":")[2] for image in images}
+    assert "" not in tags.values(), tags  # no image left to mean `latest` by omission
+    # The console is published as `latest` only: written out, so a reader sees it is not pinned.
+    assert [image for image, tag in tags.items() if tag == "latest"] == ["schickling/beanstalkd-console:latest"]
