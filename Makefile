@@ -14,7 +14,7 @@ $(VENV)/installed: requirements.txt
 	touch $@
 
 test: $(VENV)/installed
-	$(PYTHON) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -p no:cacheprovider -rs $(PYTEST_ARGS)
 
 # Not part of `make test`: a few minutes of load. BENCH_ARGS="--preload 1000000" adds the large-store run.
 bench: $(VENV)/installed
