@@ -29,7 +29,7 @@ run: $(VENV)/installed
 	sed "s/^REDIS_PASSWORD=.*/REDIS_PASSWORD=$$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')/" \
 		.env.example > .env
 
-# The seed's simulation steps against a running stack (make run or make dev), narrated.
+# The original's simulation steps against a running stack (make run or make dev), narrated.
 demo: $(VENV)/installed
 	$(PYTHON) -m lib.devtools.demo
 

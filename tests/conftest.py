@@ -26,7 +26,7 @@ from lib.worker.jobs import PaymentJobs
 from lib.worker.processor import SimulatedProcessor
 from lib.worker.threads import PaymentWorker, start_threads
 
-SEED_PAYMENT = {"user_Id": "user_123", "amount": 1500, "currency": "XAF"}
+WALKTHROUGH_BODY = {"user_Id": "user_123", "amount": 1500, "currency": "XAF"}
 NO_LIMIT = TokenBucket(capacity=1_000_000, window=1)
 
 

@@ -6,8 +6,7 @@ import uuid
 import pytest
 
 from lib.http.jsonio import MAX_BODY_BYTES
-from tests.conftest import SEED_PAYMENT as SEED_BODY
-from tests.conftest import store_payment
+from tests.conftest import WALKTHROUGH_BODY, store_payment
 
 
 def test_health_answers_ok(client):
@@ -19,7 +18,7 @@ def test_ready_reports_both_dependencies_up(client):
 
 
 def test_post_stores_a_pending_payment_queues_its_job_and_points_to_it(client, redis, tube):
-    status, headers, body = client.post_payment(SEED_BODY)
+    status, headers, body = client.post_payment(WALKTHROUGH_BODY)
     assert status == 201
     assert body["status"] == "success" and body["message"] == "Payment queued successfully"
     payment = body["data"]
@@ -38,7 +37,7 @@ def test_post_stores_a_pending_payment_queues_its_job_and_points_to_it(client, r
 
 
 def test_get_returns_the_stored_payment_as_a_bare_object(client):
-    created = client.post_payment(SEED_BODY)[2]["data"]
+    created = client.post_payment(WALKTHROUGH_BODY)[2]["data"]
     assert client.request("GET", f"/payments/{created['id']}")[::2] == (200, created)
 
 
@@ -114,21 +113,21 @@ def test_body_longer_than_its_content_length_claims_is_not_read_past_the_limit(c
 
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
 def test_non_json_content_type_is_415(client, content_type):
-    status, _, body = client.post_payment(SEED_BODY, content_type=content_type)
+    status, _, body = client.post_payment(WALKTHROUGH_BODY, content_type=content_type)
     assert status == 415 and "application/json" in body["error"]
 
 
 def test_json_content_type_with_charset_is_accepted(client):
-    assert client.post_payment(SEED_BODY, content_type="application/json; charset=utf-8")[0] == 201
+    assert client.post_payment(WALKTHROUGH_BODY, content_type="application/json; charset=utf-8")[0] == 201
 
 
 def test_every_post_carries_the_rate_limit_headers(client):
-    _, headers, _ = client.post_payment(SEED_BODY)
+    _, headers, _ = client.post_payment(WALKTHROUGH_BODY)
     assert headers["RateLimit-Policy"] == '"default";q=5;w=60'
     assert headers["RateLimit"] == '"default";r=4;t=12'  # one of 5 tokens spent; 12 s refills one
 
 
-def test_the_seeds_loop_gets_five_201s_then_five_429s(client):
+def test_the_originals_loop_gets_five_201s_then_five_429s(client):
     answers = [client.post_payment({"userId": "test", "amount": 100, "currency": "XAF"}) for _ in range(10)]
     assert [status for status, _, _ in answers] == [201] * 5 + [429] * 5
     status, headers, body = answers[5]
@@ -150,5 +149,5 @@ def test_an_unexpected_error_is_500_without_a_traceback(client, monkeypatch):
 
     from lib.api import app as api
     monkeypatch.setattr(api, "to_json", broken)
-    status, _, body = client.post_payment(SEED_BODY)
+    status, _, body = client.post_payment(WALKTHROUGH_BODY)
     assert (status, body) == (500, {"error": "internal error"})

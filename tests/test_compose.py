@@ -69,8 +69,8 @@ def test_make_dev_in_a_clean_clone_returns_once_every_healthcheck_passes(stack):
 
 
 def test_the_walkthrough_payment_is_completed(stack):
-    seed = {"user_Id": "user_123", "amount": 1500, "currency": "XAF"}  # the walkthrough's body, verbatim
-    status, headers, body = http("POST", f"{API}/payments", seed)
+    walkthrough = {"user_Id": "user_123", "amount": 1500, "currency": "XAF"}  # the walkthrough's body, verbatim
+    status, headers, body = http("POST", f"{API}/payments", walkthrough)
     assert status == 201 and body["data"]["status"] == "PENDING"
     payment_id = body["data"]["id"]
     assert headers["Location"] == f"/payments/{payment_id}"

@@ -1,4 +1,4 @@
-"""`make demo` narrates the seed's steps against a running stack and fails loudly when one misbehaves."""
+"""`make demo` narrates the original's steps against a running stack and fails loudly when one misbehaves."""
 
 import os
 import subprocess

@@ -14,16 +14,16 @@ from lib.devtools.local_servers import free_port
 from lib.devtools.processes import ROOT, http, wait_for
 from lib.store.config import ConfigError, load_config
 
-SEED_POST = b'''{
+WALKTHROUGH_POST = b'''{
     "user_Id": "user_123",
     "amount": 1500,
     "currency": "XAF"
   }'''
 
 
-def test_the_seeds_walkthrough_from_post_to_completed(api, launch):
+def test_the_originals_walkthrough_from_post_to_completed(api, launch):
     worker = launch("paypoc_worker.py", processing_delay=0.5)
-    status, headers, body = http("POST", f"{api}/payments", SEED_POST)
+    status, headers, body = http("POST", f"{api}/payments", WALKTHROUGH_POST)
     assert status == 201 and body["data"]["status"] == "PENDING"
     location = api + headers["Location"]
     assert wait_for(lambda: http("GET", location)[2]["status"] == "COMPLETED")
@@ -35,7 +35,7 @@ def test_the_seeds_walkthrough_from_post_to_completed(api, launch):
     assert "Worker #1 started" in log and f"Payment {payment['id']} processed successfully" in log
 
 
-def test_the_seeds_rate_limit_loop_over_http(api):
+def test_the_originals_rate_limit_loop_over_http(api):
     statuses = [http("POST", f"{api}/payments", b'{"userId":"test","amount":100,"currency":"XAF"}')
                 for _ in range(10)]
     assert [s for s, _, _ in statuses] == [201] * 5 + [429] * 5
@@ -70,7 +70,7 @@ def test_five_worker_threads_process_five_payments_at_once(api, launch):
 
 def test_sigterm_lets_the_job_in_hand_finish_and_exits_0(api, launch):
     worker = launch("paypoc_worker.py", processing_delay=1.5)
-    payment_id = http("POST", f"{api}/payments", SEED_POST)[2]["data"]["id"]
+    payment_id = http("POST", f"{api}/payments", WALKTHROUGH_POST)[2]["data"]["id"]
     assert wait_for(lambda: http("GET", f"{api}/payments/{payment_id}")[2]["status"] == "PROCESSING")
     assert worker.stop(signal.SIGTERM, timeout=1.5 + 5) == 0  # within PROCESSING_DELAY + 5 s
     assert http("GET", f"{api}/payments/{payment_id}")[2]["status"] == "COMPLETED"
@@ -78,7 +78,7 @@ def test_sigterm_lets_the_job_in_hand_finish_and_exits_0(api, launch):
 
 def test_a_second_signal_exits_at_once_and_the_next_worker_finishes_the_job(api, launch):
     worker = launch("paypoc_worker.py", processing_delay=30)
-    payment_id = http("POST", f"{api}/payments", SEED_POST)[2]["data"]["id"]
+    payment_id = http("POST", f"{api}/payments", WALKTHROUGH_POST)[2]["data"]["id"]
     assert wait_for(lambda: http("GET", f"{api}/payments/{payment_id}")[2]["status"] == "PROCESSING")
     worker.popen.send_signal(signal.SIGTERM)
     time.sleep(0.2)

@@ -10,13 +10,13 @@ from lib.devtools.local_servers import free_port, local_redis
 from lib.devtools.processes import http, wait_for
 from lib.store.config import load_config
 from lib.store.redis_client import mask_url
-from tests.conftest import SEED_PAYMENT
+from tests.conftest import WALKTHROUGH_BODY
 
 SAFE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Content-Type": "application/json"}
 
 
 @pytest.mark.parametrize("method, path, body", [
-    ("GET", "/health", None), ("POST", "/payments", SEED_PAYMENT), ("POST", "/payments", {"amount": 1}),
+    ("GET", "/health", None), ("POST", "/payments", WALKTHROUGH_BODY), ("POST", "/payments", {"amount": 1}),
     ("GET", "/payments/nope", None), ("DELETE", "/payments", None), ("GET", "/nowhere", None),
 ])
 def test_every_response_carries_the_safe_headers_and_a_request_id(client, method, path, body):
@@ -73,7 +73,7 @@ def test_with_the_right_password_a_payment_goes_end_to_end(redis_with_password, 
     api = start_api(redis_url=url)
     worker = launch("paypoc_worker.py", redis_url=url)
     assert http("GET", f"{api}/ready")[0] == 200
-    payment_id = http("POST", f"{api}/payments", SEED_PAYMENT)[2]["data"]["id"]
+    payment_id = http("POST", f"{api}/payments", WALKTHROUGH_BODY)[2]["data"]["id"]
     assert wait_for(lambda: http("GET", f"{api}/payments/{payment_id}")[2]["status"] == "COMPLETED")
     assert wait_for(lambda: "redis://:***@" in worker.output()) and "s3cret-pw" not in worker.output()
 
@@ -85,7 +85,7 @@ def test_a_wrong_password_makes_ready_503_with_a_clear_log_line_and_no_password(
     assert wait_for(lambda: "listening" in api.output())
     status, _, body = http("GET", f"{base}/ready")
     assert status == 503 and body["redis"] == "down"
-    assert http("POST", f"{base}/payments", SEED_PAYMENT)[0] == 503
+    assert http("POST", f"{base}/payments", WALKTHROUGH_BODY)[0] == 503
     log = api.output()
     assert "Redis refused the credentials in REDIS_URL" in log
     assert "wrong-pw" not in log and "redis://:***@127.0.0.1" in log

@@ -6,12 +6,12 @@ import pytest
 
 from lib.api.idempotency import record_key
 from lib.devtools.processes import wait_for
-from tests.conftest import SEED_PAYMENT
+from tests.conftest import WALKTHROUGH_BODY
 
 KEY = {"HTTP_IDEMPOTENCY_KEY": "order-42"}
 
 
-def post(client, body=SEED_PAYMENT, headers=KEY):
+def post(client, body=WALKTHROUGH_BODY, headers=KEY):
     return client.post_payment(body, headers=headers)
 
 
@@ -29,13 +29,13 @@ def test_a_replay_spends_no_rate_limit_token(client):
     for _ in range(10):
         status, headers, _ = post(client)  # ten replays; the bucket holds five
         assert status == 201 and headers["RateLimit"].startswith('"default";r=4;')
-    _, headers, _ = client.post_payment({**SEED_PAYMENT, "amount": 7})  # no key: a new payment
+    _, headers, _ = client.post_payment({**WALKTHROUGH_BODY, "amount": 7})  # no key: a new payment
     assert headers["RateLimit"].startswith('"default";r=3;')  # two tokens spent in all
 
 
 def test_the_same_key_with_a_different_body_is_422(client, redis):
     post(client)
-    status, _, body = post(client, {**SEED_PAYMENT, "amount": 1501})
+    status, _, body = post(client, {**WALKTHROUGH_BODY, "amount": 1501})
     assert status == 422 and "different request body" in body["error"]
     assert len(redis.keys("payment:*")) == 1
 
@@ -67,7 +67,7 @@ def test_a_quoted_structured_field_key_is_the_same_key(client):
 
 def test_keys_are_scoped_to_the_user(client, redis):
     post(client)
-    status, headers, _ = post(client, {**SEED_PAYMENT, "user_Id": "someone_else"})
+    status, headers, _ = post(client, {**WALKTHROUGH_BODY, "user_Id": "someone_else"})
     assert status == 201 and "Idempotent-Replayed" not in headers
     assert len(redis.keys("payment:*")) == 2
 
@@ -80,12 +80,12 @@ def test_a_malformed_key_is_400_and_stores_nothing(client, redis, key):
 
 
 def test_a_request_that_fails_validation_stores_nothing(client, redis):
-    status, _, _ = post(client, {**SEED_PAYMENT, "amount": "lots"})
+    status, _, _ = post(client, {**WALKTHROUGH_BODY, "amount": "lots"})
     assert status == 400 and redis.keys("*") == []
 
 
 def test_a_rate_limited_request_does_not_keep_its_key(client, redis):
     for n in range(5):
-        client.post_payment({**SEED_PAYMENT, "amount": n + 1})
+        client.post_payment({**WALKTHROUGH_BODY, "amount": n + 1})
     assert post(client)[0] == 429
     assert redis.keys("idempotency:*") == []  # a later retry with the key may succeed

@@ -9,7 +9,7 @@ import pytest
 from lib.devtools.processes import http, wait_for
 from lib.store.metrics import RequestDurations, escape_label, render
 from lib.store.workers import WORKERS_KEY, worker_key
-from tests.conftest import SEED_PAYMENT
+from tests.conftest import WALKTHROUGH_BODY
 
 
 def post_for(client, user, count, **headers):
@@ -114,10 +114,10 @@ def check_histograms(families, declared):
 
 def test_metrics_follow_the_text_format_and_count_what_happened(make_client, redis, run_worker):
     api_one, api_two = make_client(rate_limit=2), make_client(rate_limit=2)  # two replicas, one Redis
-    api_one.post_payment(SEED_PAYMENT, headers={"HTTP_IDEMPOTENCY_KEY": "k1"})
-    api_one.post_payment(SEED_PAYMENT, headers={"HTTP_IDEMPOTENCY_KEY": "k1"})  # a replay
-    api_two.post_payment(SEED_PAYMENT)
-    api_two.post_payment(SEED_PAYMENT)  # the third for user_123: rate-limited
+    api_one.post_payment(WALKTHROUGH_BODY, headers={"HTTP_IDEMPOTENCY_KEY": "k1"})
+    api_one.post_payment(WALKTHROUGH_BODY, headers={"HTTP_IDEMPOTENCY_KEY": "k1"})  # a replay
+    api_two.post_payment(WALKTHROUGH_BODY)
+    api_two.post_payment(WALKTHROUGH_BODY)  # the third for user_123: rate-limited
     api_one.request("GET", "/nowhere")
     run_worker()
     assert wait_for(lambda: redis.hget("metrics:counters", "payments_completed") == "2")
@@ -135,7 +135,7 @@ def test_metrics_follow_the_text_format_and_count_what_happened(make_client, red
 
 
 def test_failures_and_retries_are_counted(client, redis, run_worker):
-    client.post_payment(SEED_PAYMENT)
+    client.post_payment(WALKTHROUGH_BODY)
     run_worker(failure_rate=1, max_attempts=2, retry_delay=0)
     assert wait_for(lambda: redis.hget("metrics:counters", "payments_failed") == "1")
     assert redis.hget("metrics:counters", "payments_retried") == "1"

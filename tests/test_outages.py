@@ -9,7 +9,7 @@ import pytest
 
 from lib.store.payments import UNFINISHED_KEY
 from lib.store.redis_client import open_redis
-from tests.conftest import SEED_PAYMENT
+from tests.conftest import WALKTHROUGH_BODY
 
 CONTRACT_SECONDS = 2.0
 
@@ -29,7 +29,7 @@ def timed(call):
 def test_redis_stopped_gives_503_on_every_route_that_needs_it(app_client, own_servers):
     own_servers["redis"].stop()
     some_id = "00000000-0000-4000-8000-000000000000"
-    for method, path, body in [("POST", "/payments", SEED_PAYMENT), ("GET", f"/payments/{some_id}", None)]:
+    for method, path, body in [("POST", "/payments", WALKTHROUGH_BODY), ("GET", f"/payments/{some_id}", None)]:
         (status, headers, answer), seconds = timed(lambda: app_client.request(method, path, body))
         assert status == 503 and "unavailable" in answer["error"] and seconds < CONTRACT_SECONDS
         assert headers["Retry-After"] == "1"
@@ -45,9 +45,9 @@ def test_ready_names_the_dependency_that_is_down(app_client, own_servers):
 
 
 def test_beanstalkd_stopped_still_accepts_the_payment_and_leaves_it_to_the_sweeper(app_client, own_servers):
-    assert app_client.post_payment(SEED_PAYMENT)[0] == 201  # a connection is open and then lost
+    assert app_client.post_payment(WALKTHROUGH_BODY)[0] == 201  # a connection is open and then lost
     own_servers["beanstalkd"].stop()
-    (status, _, body), seconds = timed(lambda: app_client.post_payment(SEED_PAYMENT))
+    (status, _, body), seconds = timed(lambda: app_client.post_payment(WALKTHROUGH_BODY))
     assert status == 201 and seconds < CONTRACT_SECONDS
     redis = open_redis(f"redis://127.0.0.1:{own_servers['redis'].port}/0")
     assert redis.hget(f"payment:{body['data']['id']}", "status") == "PENDING"
@@ -56,30 +56,30 @@ def test_beanstalkd_stopped_still_accepts_the_payment_and_leaves_it_to_the_sweep
 
 def test_api_reconnects_once_beanstalkd_is_back(app_client, own_servers, env):
     own_servers["beanstalkd"].stop()
-    app_client.post_payment(SEED_PAYMENT)
+    app_client.post_payment(WALKTHROUGH_BODY)
     own_servers["beanstalkd"].start()
-    app_client.post_payment(SEED_PAYMENT)
+    app_client.post_payment(WALKTHROUGH_BODY)
     with greenstalk.Client(("127.0.0.1", own_servers["beanstalkd"].port), use=env["BEANSTALK_TUBE"]) as peek:
         assert peek.stats_tube(peek.using())["current-jobs-ready"] == 1  # the second one was queued
 
 
 @pytest.mark.parametrize("restarted", ["redis", "beanstalkd"])
 def test_after_a_dependency_restarts_no_request_fails_on_a_connection_it_closed(app_client, own_servers, restarted):
-    created = app_client.post_payment(SEED_PAYMENT)[2]["data"]  # connections are open before the restart
+    created = app_client.post_payment(WALKTHROUGH_BODY)[2]["data"]  # connections are open before the restart
     assert app_client.request("GET", "/queue")[0] == 200
     own_servers[restarted].stop()
     own_servers[restarted].start()
     assert app_client.request("GET", "/ready")[::2] == (200, {"status": "OK", "redis": "up", "beanstalkd": "up"})
     assert app_client.request("GET", "/queue")[0] == 200
     assert app_client.request("GET", f"/payments/{created['id']}")[2] == created  # Redis keeps its append-only file
-    assert app_client.post_payment({**SEED_PAYMENT, "amount": 7})[0] == 201
+    assert app_client.post_payment({**WALKTHROUGH_BODY, "amount": 7})[0] == 201
 
 
 @pytest.mark.parametrize("frozen", ["redis", "beanstalkd"])
 def test_a_stalled_dependency_costs_a_timeout_not_a_hang(app_client, own_servers, frozen):
-    assert app_client.post_payment(SEED_PAYMENT)[0] == 201  # connections are open before the freeze
+    assert app_client.post_payment(WALKTHROUGH_BODY)[0] == 201  # connections are open before the freeze
     os.kill(own_servers[frozen].process.pid, signal.SIGSTOP)
-    (status, _, body), seconds = timed(lambda: app_client.post_payment(SEED_PAYMENT))
+    (status, _, body), seconds = timed(lambda: app_client.post_payment(WALKTHROUGH_BODY))
     # Redis frozen: 503. beanstalkd frozen: accepted into Redis for the sweeper (the outbox).
     assert status == (503 if frozen == "redis" else 201) and seconds < CONTRACT_SECONDS
     ready, seconds = timed(lambda: app_client.request("GET", "/ready"))
@@ -87,7 +87,7 @@ def test_a_stalled_dependency_costs_a_timeout_not_a_hang(app_client, own_servers
     os.kill(own_servers[frozen].process.pid, signal.SIGCONT)
     # Thawed, it serves again at once: the connection that timed out was dropped, not reused.
     assert app_client.request("GET", "/ready")[0] == 200
-    assert app_client.post_payment(SEED_PAYMENT)[0] == 201
+    assert app_client.post_payment(WALKTHROUGH_BODY)[0] == 201
 
 
 def test_ready_answers_within_2_s_with_both_dependencies_stalled(app_client, own_servers):

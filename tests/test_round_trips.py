@@ -12,7 +12,7 @@ from lib.devtools.local_servers import free_port
 from lib.devtools.processes import ROOT, Process, answers, http, wait_for
 from lib.store.jobqueue import encode_job
 from lib.store.payments import COMPLETED, payment_key
-from tests.conftest import SEED_PAYMENT, store_payment
+from tests.conftest import WALKTHROUGH_BODY, store_payment
 
 PAYMENT_REDIS_TRIPS = 3  # a payment job's: Attempts.begin, the processor's charge, Attempts.end
 
@@ -57,11 +57,11 @@ def count_commands(redis, beanstalkd_server):
 
 
 def test_a_post_is_one_redis_script_and_one_put(client, count_commands):
-    client.post_payment(SEED_PAYMENT)  # the first call loads the script and connects
+    client.post_payment(WALKTHROUGH_BODY)  # the first call loads the script and connects
 
     def post_three():
         for _ in range(3):
-            assert client.post_payment(SEED_PAYMENT)[0] == 201
+            assert client.post_payment(WALKTHROUGH_BODY)[0] == 201
 
     assert count_commands(post_three) == ({"evalsha": 3}, {"cmd-put": 3})
 
@@ -94,7 +94,7 @@ def test_the_benchs_get_floor_makes_the_same_hgetall_and_answers_hello(redis, en
 
 def test_a_payment_job_is_three_redis_scripts_and_one_delete(client, redis, env, tube, run_worker, count_commands):
     run_worker(max_workers=1)
-    client.post_payment(SEED_PAYMENT)  # the worker's first job loads the scripts and connects
+    client.post_payment(WALKTHROUGH_BODY)  # the worker's first job loads the scripts and connects
 
     def deleted():
         return tube.stats_tube(env["BEANSTALK_TUBE"])["cmd-delete"]

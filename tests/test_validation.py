@@ -20,7 +20,7 @@ def error_of(text):
     return raised.value.message
 
 
-def test_the_seeds_two_spellings_of_user_id_are_both_accepted():
+def test_the_originals_two_spellings_of_user_id_are_both_accepted():
     assert parse('{"user_Id": "user_123", "amount": 1500, "currency": "XAF"}') == ("user_123", "1500", "XAF")
     assert parse('{"userId": "test", "amount": 100, "currency": "XAF"}') == ("test", "100", "XAF")
     assert parse('{"USER_ID": "u", "amount": 1, "currency": "XAF"}') == ("u", "1", "XAF")

@@ -10,16 +10,16 @@ from lib.store.payments import COMPLETED, FAILED, PROCESSING
 from lib.worker.attempts import Attempts
 from lib.worker.jobs import retry_delay
 from lib.worker.processor import SimulatedProcessor, charge_requests, charges_made
-from tests.conftest import SEED_PAYMENT, store_payment
+from tests.conftest import WALKTHROUGH_BODY, store_payment
 
 
 def status_of(redis, payment_id):
     return redis.hget(f"payment:{payment_id}", "status")
 
 
-def test_a_posted_payment_is_completed_with_the_seeds_log_lines(client, redis, run_worker, caplog):
+def test_a_posted_payment_is_completed_with_the_originals_log_lines(client, redis, run_worker, caplog):
     caplog.set_level(logging.INFO, "paypoc.worker")
-    payment_id = client.post_payment(SEED_PAYMENT)[2]["data"]["id"]
+    payment_id = client.post_payment(WALKTHROUGH_BODY)[2]["data"]["id"]
     run_worker()
     assert wait_for(lambda: status_of(redis, payment_id) == COMPLETED)
     assert "Worker #1 started" in caplog.messages
@@ -28,7 +28,7 @@ def test_a_posted_payment_is_completed_with_the_seeds_log_lines(client, redis, r
 
 
 def test_status_passes_through_processing_during_the_delay(client, redis, run_worker):
-    payment_id = client.post_payment(SEED_PAYMENT)[2]["data"]["id"]
+    payment_id = client.post_payment(WALKTHROUGH_BODY)[2]["data"]["id"]
     run_worker(processing_delay=1)
     assert wait_for(lambda: status_of(redis, payment_id) == PROCESSING)
     assert wait_for(lambda: status_of(redis, payment_id) == COMPLETED)
@@ -39,7 +39,7 @@ def test_status_passes_through_processing_during_the_delay(client, redis, run_wo
 def test_a_bad_job_is_buried_and_logged_and_the_next_one_still_completes(client, redis, tube, run_worker,
                                                                          caplog, poison):
     tube.put(poison)
-    payment_id = client.post_payment(SEED_PAYMENT)[2]["data"]["id"]
+    payment_id = client.post_payment(WALKTHROUGH_BODY)[2]["data"]["id"]
     run_worker()
     assert wait_for(lambda: status_of(redis, payment_id) == COMPLETED)
     assert tube.stats_tube(tube.using())["current-jobs-buried"] == 1
@@ -48,7 +48,7 @@ def test_a_bad_job_is_buried_and_logged_and_the_next_one_still_completes(client,
 
 
 def test_a_duplicate_job_for_a_completed_payment_changes_nothing(client, redis, tube, run_worker):
-    payment_id = client.post_payment(SEED_PAYMENT)[2]["data"]["id"]
+    payment_id = client.post_payment(WALKTHROUGH_BODY)[2]["data"]["id"]
     worker, _ = run_worker()
     assert wait_for(lambda: status_of(redis, payment_id) == COMPLETED)
     finished = redis.hgetall(f"payment:{payment_id}")
@@ -71,7 +71,7 @@ def test_a_job_redelivered_after_a_crash_mid_charge_completes_without_charging_t
 
 
 def test_declined_attempts_are_retried_then_the_payment_fails_visibly(client, redis, tube, run_worker):
-    payment_id = client.post_payment(SEED_PAYMENT)[2]["data"]["id"]
+    payment_id = client.post_payment(WALKTHROUGH_BODY)[2]["data"]["id"]
     run_worker(failure_rate=1, max_attempts=2, retry_delay=0)
     assert wait_for(lambda: status_of(redis, payment_id) == FAILED)
     stored = client.request("GET", f"/payments/{payment_id}")[2]
@@ -89,7 +89,7 @@ def test_retry_delays_double_with_jitter_within_bounds():
 
 
 def test_stopping_lets_the_job_in_hand_finish(client, redis, run_worker):
-    payment_id = client.post_payment(SEED_PAYMENT)[2]["data"]["id"]
+    payment_id = client.post_payment(WALKTHROUGH_BODY)[2]["data"]["id"]
     worker, stop = run_worker(processing_delay=0.5)
     assert wait_for(lambda: status_of(redis, payment_id) == PROCESSING)
     stop.set()
@@ -100,7 +100,7 @@ def test_stopping_lets_the_job_in_hand_finish(client, redis, run_worker):
 def test_many_threads_share_the_work(make_client, redis, run_worker, caplog):
     caplog.set_level(logging.INFO, "paypoc.worker")
     client = make_client(rate_limit=100)
-    ids = [client.post_payment(SEED_PAYMENT)[2]["data"]["id"] for _ in range(5)]
+    ids = [client.post_payment(WALKTHROUGH_BODY)[2]["data"]["id"] for _ in range(5)]
     run_worker(max_workers=5, processing_delay=1)
     assert wait_for(lambda: all(status_of(redis, i) == COMPLETED for i in ids))
     processing = [i for i, m in enumerate(caplog.messages) if m.startswith("Processing payment")]

@@ -10,7 +10,7 @@ from lib.api.idempotency import parse_key
 from lib.api.ratelimit import TokenBucket
 from lib.api.validation import is_payment_id, parse_list_query, parse_payment_request
 from lib.http.errors import HTTPError
-from lib.http.jsonio import dumps, parse_json
+from lib.http.jsonio import parse_json
 from lib.http.wsgi import App, Request, Response
 from lib.store.config import Config
 from lib.store.jobqueue import JobQueue, QueueUnavailable
@@ -46,6 +46,7 @@ def health(services: Services, request: Request) -> Response:
 
 def ready(services: Services, request: Request) -> Response:
     """Readiness: 200 when Redis and beanstalkd both answer, 503 (same keys) when either does not."""
+    # Each check runs inside the try below, connecting included.
     checks = {"redis": lambda: services.redis.ping(), "beanstalkd": services.queue.ping}
     body = {"status": "OK"}
     for name, ping in checks.items():

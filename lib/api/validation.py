@@ -11,7 +11,7 @@ from lib.http.errors import HTTPError
 
 MAX_AMOUNT = Decimal(10) ** 12
 MAX_USER_ID_LENGTH = 128
-# Accepted spellings of the user id key, compared in lower case: the seed's curl examples send
+# Accepted spellings of the user id key, compared in lower case: the original's curl examples send
 # both "user_Id" and "userId".
 USER_ID_KEYS = ("user_id", "userid")
 DEFAULT_LIMIT, MAX_LIMIT = 10, 100  # payments per page of GET /payments, as Stripe's lists

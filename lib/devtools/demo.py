@@ -1,4 +1,4 @@
-"""`make demo`: the seed's simulation steps against a running stack, narrated; exits 1 when a step
+"""`make demo`: the original's simulation steps against a running stack, narrated; exits 1 when a step
 does not behave as the README says, so it doubles as a smoke test of a deployed stack."""
 
 import json

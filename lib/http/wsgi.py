@@ -73,7 +73,7 @@ class RequestDurations(Protocol):
 class App:
     """The WSGI callable. routes: (method, path template, handler(services, request, **params))
     rows; unavailable: (exception types, message) rows for errors that mean a dependency is down;
-    durations: a RequestDurations (lib/metrics.py) that times every request by route."""
+    durations: a RequestDurations (lib/store/metrics.py has one) that times every request by route."""
 
     def __init__(self, routes: list[tuple[str, str, Callable]], services: object,
                  unavailable: list[tuple[tuple[type[Exception], ...], str]], durations: RequestDurations):
@@ -102,7 +102,7 @@ class App:
         request = Request(environ)
         response = self._respond(request)
         # Serialise first: if that failed, no headers would have gone out yet.
-        # The trailing newline keeps curl output (and the seed's loop of ten POSTs) one answer a line.
+        # The trailing newline keeps curl output (and the original's loop of ten POSTs) one answer a line.
         text = dumps(response.body) + "\n" if response.content_type == JSON else response.body
         body = text.encode("utf-8")
         headers = [("Content-Type", response.content_type), *SAFE_HEADERS, ("Content-Length", str(len(body))),
