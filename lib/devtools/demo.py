@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 import uuid
+from typing import TextIO
 
 from lib.devtools.processes import http
 from lib.devtools.run_local import read_env_file
@@ -19,31 +20,34 @@ class StepFailed(Exception):
 class Demo:
     """Talks to the API at base_url with the standard library only, printing what it sends and gets."""
 
-    def __init__(self, base_url, settings, out=sys.stdout):
+    def __init__(self, base_url: str, settings: dict, out: TextIO = sys.stdout):
         self.base = base_url.rstrip("/")
         self.failure_rate = float(settings.get("FAILURE_RATE") or 0)
-        self.timeout = float(settings.get("DEMO_TIMEOUT") or 30)  # seconds a payment may take to finish
+        self.timeout = float(settings.get("DEMO_TIMEOUT") or 60)  # seconds a step may wait for payments to finish
         self.run_id = uuid.uuid4().hex[:6]  # fresh users each run, so a rerun is not rate-limited
         self.out = out
 
-    def say(self, text=""):
+    def say(self, text: str = "") -> None:
+        """Print a line of the narration."""
         print(text, file=self.out, flush=True)
 
-    def call(self, method, path, body=None):
+    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict, object]:
         """(status, headers, decoded JSON body) of one request."""
         try:
             return http(method, self.base + path, body)
         except OSError as error:
             raise StepFailed(f"no answer from {self.base}{path}: {error}") from None
 
-    def expect(self, condition, message):
+    def expect(self, condition: bool, message: str) -> None:
+        """Fail the step with message unless condition holds."""
         if not condition:
             raise StepFailed(message)
 
-    def post(self, user, amount=1500, currency="XAF"):
+    def post(self, user: str, amount: int = 1500, currency: str = "XAF") -> tuple[int, dict, object]:
+        """POST /payments with the walkthrough's body (its key spelled user_Id, as the original sends it)."""
         return self.call("POST", "/payments", {"user_Id": user, "amount": amount, "currency": currency})
 
-    def wait_until_finished(self, payment_id):
+    def wait_until_finished(self, payment_id: str) -> tuple[dict, list]:
         """Poll the payment until COMPLETED or FAILED; return it and the (seconds, status) it went through.
 
         Gives up as soon as GET /queue lists no live worker (nothing would ever take the job; a
@@ -66,7 +70,8 @@ class Demo:
             time.sleep(0.1)
         raise StepFailed(f"payment {payment_id} still {payment['status']} after {self.timeout:.0f} s")
 
-    def health(self):
+    def health(self) -> None:
+        """Step 1: /health and /ready."""
         self.say("$ curl http://localhost:8000/health")
         status, _, body = self.call("GET", "/health")
         self.say(f"{status} {json.dumps(body)}")
@@ -75,7 +80,8 @@ class Demo:
         self.say(f"GET /ready: {status} {json.dumps(body)}")
         self.expect(status == 200, "/ready says a dependency is down")
 
-    def one_payment(self):
+    def one_payment(self) -> None:
+        """Step 2: one payment from PENDING to COMPLETED, with the time of each status."""
         user = f"demo-{self.run_id}"
         self.say(f'$ curl -X POST http://localhost:8000/payments -d \'{{"user_Id": "{user}", "amount": 1500, '
                  '"currency": "XAF"}\'')
@@ -87,7 +93,8 @@ class Demo:
         allowed = ("COMPLETED", "FAILED") if self.failure_rate else ("COMPLETED",)
         self.expect(payment["status"] in allowed, f"the payment ended {payment['status']}")
 
-    def rate_limit(self):
+    def rate_limit(self) -> None:
+        """Step 3: the original's loop of quick payments: RATE_LIMIT x 201, then 429s."""
         user = f"demo-{self.run_id}-burst"
         first = self.post(user)
         limit = int(first[1]["RateLimit-Policy"].split("q=")[1].split(";")[0])
@@ -101,7 +108,8 @@ class Demo:
                     f"expected {limit} x 201 then 429s, got {statuses}")
         self.expect(answers[-1][2] == {"error": "Rate limit exceeded. Try again later."}, "wrong 429 text")
 
-    def batch(self, size=5):
+    def batch(self, size: int = 5) -> None:
+        """Step 4: size payments at once, watched through GET /queue until all are finished."""
         payments = []
         threads = [threading.Thread(target=lambda n=n: payments.append(self.post(f"demo-{self.run_id}-{n}")))
                    for n in range(size)]
@@ -124,7 +132,8 @@ class Demo:
             time.sleep(0.5)
         raise StepFailed(f"{size - len(done)} of the batch never finished")
 
-    def failure(self):
+    def failure(self) -> None:
+        """Step 5: with FAILURE_RATE set, a payment that ends FAILED with its reason."""
         if not self.failure_rate:
             self.say("skipped: FAILURE_RATE is 0. Run the stack with FAILURE_RATE=1 (and `make demo` with the same) "
                      "to see a payment fail.")
@@ -137,7 +146,8 @@ class Demo:
                 return
         raise StepFailed(f"FAILURE_RATE is {self.failure_rate} but ten payments in a row completed")
 
-    def run(self):
+    def run(self) -> int:
+        """Every step in order; 0 when all behaved as the README says, else 1."""
         steps = [("Health", self.health), ("One payment, PENDING to COMPLETED", self.one_payment),
                  ("The rate limit", self.rate_limit), ("A batch in parallel, watched through /queue", self.batch),
                  ("A declined payment", self.failure)]
@@ -152,7 +162,7 @@ class Demo:
         return 0
 
 
-def main():
+def main() -> int:
     """Run the demo against API_URL (default http://localhost:8000); settings as `make run` reads them."""
     settings = read_env_file(".env", os.environ)
     return Demo(settings.get("API_URL") or "http://localhost:8000", settings).run()

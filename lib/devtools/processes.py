@@ -39,6 +39,7 @@ class Process:
             return log.read()
 
     def running(self) -> bool:
+        """True until the process has exited."""
         return self.popen.poll() is None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:

@@ -14,7 +14,7 @@ REDIS_PORT, BEANSTALK_PORT = 6379, 11300
 APP_COMMANDS = {"api": ["python", "paypoc.py"], "worker": ["python", "paypoc_worker.py"]}
 
 
-def read_env_file(path, environ):
+def read_env_file(path: str, environ: dict) -> dict:
     """environ plus the KEY=value lines of path; a variable already set in environ wins."""
     merged = dict(environ)
     if os.path.exists(path):
@@ -34,7 +34,7 @@ def _relay(name, stream):
         sys.stdout.flush()
 
 
-def main(data_dir=".run"):
+def main(data_dir: str = ".run") -> int:
     """Start everything, wait for Ctrl-C (or SIGTERM, or any process dying), then stop everything."""
     env = read_env_file(".env", os.environ)
     # REDIS_PASSWORD (set by `make dev` in .env) protects this Redis too, as it does the container's.

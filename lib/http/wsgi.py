@@ -67,7 +67,8 @@ class Response(NamedTuple):
 class RequestDurations(Protocol):
     """What the app times requests with (lib/store/metrics.py has one)."""
 
-    def observe(self, method: str, route: str, seconds: float) -> None: ...
+    def observe(self, method: str, route: str, seconds: float) -> None:
+        """Count one request to route that took `seconds`."""
 
 
 class App:

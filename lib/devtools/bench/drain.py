@@ -6,6 +6,7 @@ import threading
 import time
 
 import greenstalk
+from redis import Redis
 
 from lib.api.admission import Admission
 from lib.api.ratelimit import TokenBucket
@@ -22,7 +23,7 @@ PAYMENT_REDIS_TRIPS = 3
 STATUS_CHANGE_TRIPS = 2
 
 
-def queue_payments(redis, address: tuple, tube: str, count: int) -> None:
+def queue_payments(redis: Redis, address: tuple, tube: str, count: int) -> None:
     """Store count PENDING payments and queue a job for each, as the API would."""
     admission, queue = Admission(redis, TokenBucket(capacity=count + 1, window=1)), JobQueue(address, tube, ttr=60)
     for _ in range(count):
@@ -31,7 +32,7 @@ def queue_payments(redis, address: tuple, tube: str, count: int) -> None:
         queue.put(payment["id"])
 
 
-def time_drain(redis, count: int, timeout: float = 600) -> float:
+def time_drain(redis: Redis, count: int, timeout: float = 600) -> float:
     """Payments finished per second, from the first charge request the processor receives (the
     worker has begun) to the last payment leaving the unfinished index."""
     deadline = time.monotonic() + timeout

@@ -20,7 +20,7 @@ def _floor_row(value, text):
     return f"| {text:<52} | {value:>10.2f} | none      | -   |"
 
 
-def table(results):
+def table(results: dict) -> str:
     """A Markdown table of the run: the raw figures, then each ratio against its target."""
     http = results["http"]
     lines = ["| subject | req/s | p50 ms | p99 ms | errors | server CPU µs/req | context switches/req |",

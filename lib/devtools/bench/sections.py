@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+from redis import Redis
+
 from lib.api.admission import Admission
 from lib.api.ratelimit import TokenBucket
 from lib.devtools.bench import drain, wrk
@@ -29,21 +31,22 @@ return 1
 """
 
 
-def start_server(args, env, log_path, url):
+def start_server(args: list[str], env: dict, log_path: str, url: str) -> Process:
     """A server process, once url answers."""
     server = Process(args, env, log_path)
     assert wait_for(lambda: answers(url)), f"{' '.join(args)} did not start: see {log_path}"
     return server
 
 
-def start_api(env, tmp, name):
+def start_api(env: dict, tmp: str, name: str) -> tuple[Process, str]:
+    """The API as a process, with the rate limit out of the way; its process and base URL."""
     port = free_port()
     api = start_server(["paypoc.py"], {**env, "PORT": str(port), "RATE_LIMIT": "1000000"}, f"{tmp}/{name}.log",
                        f"http://127.0.0.1:{port}/health")
     return api, f"http://127.0.0.1:{port}"
 
 
-def start_hello(env, tmp, *redis_url_and_key):
+def start_hello(env: dict, tmp: str, *redis_url_and_key: str) -> tuple[Process, str]:
     """A hello-world app (after a Redis round trip, given a URL and key); its process and URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
@@ -52,11 +55,12 @@ def start_hello(env, tmp, *redis_url_and_key):
     return hello, url
 
 
-def some_payment_ids(redis):
+def some_payment_ids(redis: Redis) -> list[str]:
+    """Up to 1,000 stored payment ids, for the GET subject."""
     return [key.split(":", 1)[1] for _, key in zip(range(1000), redis.scan_iter("payment:*", count=1000))]
 
 
-def http_section(env, sizes, tmp, redis, run):
+def http_section(env: dict, sizes: dict, tmp: str, redis: Redis, run: int) -> dict:
     """POST and GET against hello-world (alone, and after a GET's Redis round trip), interleaved
     round by round so machine noise cancels."""
     api, base = start_api(env, tmp, f"api-{run}")
@@ -86,7 +90,7 @@ def http_section(env, sizes, tmp, redis, run):
     return result
 
 
-def rss_section(env, sizes, tmp, redis):
+def rss_section(env: dict, sizes: dict, tmp: str, redis: Redis) -> dict:
     """Peak memory of an API process over `rss_requests` requests, and its growth in the second half."""
     api, base = start_api(env, tmp, "api-rss")
     ids = some_payment_ids(redis)
@@ -103,7 +107,7 @@ def rss_section(env, sizes, tmp, redis):
             "growth_second_half_mb": now - at_half}
 
 
-def drain_section(env, sizes, tmp, redis, address):
+def drain_section(env: dict, sizes: dict, tmp: str, redis: Redis, address: tuple[str, int]) -> dict:
     """The worker draining queued payments (4 threads, no delay) beside a bare reserve/delete loop,
     and beside that loop making, with no work in them, a payment's three Redis round trips and
     the two that any worker must make (its status changes)."""
@@ -132,7 +136,7 @@ def drain_section(env, sizes, tmp, redis, address):
             "ratio_to_status_changes": ours / least, "ratio_to_round_trips": ours / trips}
 
 
-def efficiency_section(env, sizes, tmp, redis, address):
+def efficiency_section(env: dict, sizes: dict, tmp: str, redis: Redis, address: tuple[str, int]) -> dict:
     """50 threads, 0.2 s per payment: the ideal is 250 payments a second."""
     redis.flushall()
     count = sizes["efficiency_jobs"]
@@ -146,7 +150,7 @@ def efficiency_section(env, sizes, tmp, redis, address):
             "worker_peak_rss_mb_50_threads": peak}
 
 
-def preload(redis, count):
+def preload(redis: Redis, count: int) -> float:
     """Store count completed payments; return the seconds it took."""
     started = time.monotonic()
     script = redis.register_script(PRELOAD_LUA)
@@ -155,7 +159,7 @@ def preload(redis, count):
     return time.monotonic() - started
 
 
-def memory_per_payment(redis):
+def memory_per_payment(redis: Redis) -> float:
     """Average bytes Redis holds for one stored payment (MEMORY USAGE of its hash)."""
     keys = [key for _, key in zip(range(200), redis.scan_iter("payment:*", count=1000))]
     return statistics.mean(redis.memory_usage(key, samples=0) for key in keys)

@@ -4,7 +4,10 @@ import json
 import os
 import subprocess
 import tempfile
+from collections.abc import Callable
 from types import SimpleNamespace
+
+from redis import Redis
 
 from lib.devtools.local_servers import require
 from lib.devtools.processes import Process
@@ -37,14 +40,14 @@ end
 """
 
 
-def hello_app(environ, start_response):
+def hello_app(environ: dict, start_response: Callable) -> list[bytes]:
     """The smallest useful WSGI app: what waitress alone costs."""
     body = b'{"status":"OK"}\n'
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
 
 
-def hello_after_round_trip(redis, key: str):
+def hello_after_round_trip(redis: Redis, key: str) -> Callable:
     """hello_app after the Redis round trip a GET makes (HGETALL of a payment), its reply unused:
     what waitress and that round trip cost, with none of the API's own work."""
     def app(environ, start_response):
