@@ -9,7 +9,6 @@ import re
 import shutil
 import socket
 import subprocess
-import time
 import uuid
 
 # How a container stopped: its service, the signals sent to it, its exit code, seconds from the first signal.
@@ -58,14 +57,6 @@ def copied_python_files(root=ROOT):
             for folder, _, names in os.walk(os.path.join(root, source)):
                 copied.update(os.path.relpath(os.path.join(folder, name), root) for name in names)
     return {path for path in copied if path.endswith(".py") and not ignored(path, patterns)}
-
-
-def poll(condition, timeout, interval=0.2):
-    """Call condition() until it returns something truthy or timeout seconds pass; return its last value."""
-    deadline = time.monotonic() + timeout
-    while not (value := condition()) and time.monotonic() < deadline:
-        time.sleep(interval)
-    return value
 
 
 def engine_problem():

@@ -1,5 +1,5 @@
 """Attempts: one lease per payment, taken over by the same job at once, fenced by lease number;
-attempts that never finished count as crashed; the processor charges once and cancels for good."""
+attempts that never finished count as interrupted; the processor charges once and cancels for good."""
 
 import time
 
@@ -30,7 +30,7 @@ def test_a_different_job_is_busy_while_the_lease_is_live(redis):
     assert attempts.begin(payment_id, "2").outcome == "busy"
 
 
-def test_the_same_job_redelivered_takes_over_at_once_and_the_attempt_before_counts_as_crashed(redis):
+def test_the_same_job_redelivered_takes_over_at_once_and_the_attempt_before_counts_as_interrupted(redis):
     payment_id = stored_payment(redis)
     attempts = Attempts(redis, 60, 3)
     attempts.begin(payment_id, "1")
@@ -59,8 +59,8 @@ def test_with_no_attempt_left_the_lease_is_taken_to_settle_the_payment(redis):
     payment_id = stored_payment(redis)
     attempts = Attempts(redis, 60, max_attempts=2)
     attempts.begin(payment_id, "1")
-    attempts.begin(payment_id, "1")  # the first attempt crashed
-    assert attempts.begin(payment_id, "1")[:4] == ("exhausted", 3, 2, 2)  # and so did the second
+    attempts.begin(payment_id, "1")  # the first attempt was interrupted
+    assert attempts.begin(payment_id, "1")[:4] == ("exhausted", 3, 2, 2)  # and so was the second
     assert attempts.end(payment_id, 2, FAILED) is not None  # the lease is the settling one's
     assert attempts.end(payment_id, 3, FAILED, reason="crashed") is None
 
@@ -74,6 +74,16 @@ def test_a_finished_payment_never_moves_again(redis):
     assert attempts.end(payment_id, 1, PENDING) is not None
     assert redis.hget(f"payment:{payment_id}", "status") == COMPLETED
     assert redis.zscore("payments:unfinished", payment_id) is None
+
+
+def test_a_duplicate_job_for_a_finished_payment_takes_it_out_of_the_unfinished_index(redis):
+    payment_id = stored_payment(redis)
+    attempts = Attempts(redis, 60, 3)
+    attempts.begin(payment_id, "1")
+    attempts.end(payment_id, 1, COMPLETED)
+    redis.zadd("payments:unfinished", {payment_id: 0})  # put back by a sweeper that lost a race
+    assert attempts.begin(payment_id, "2").outcome == COMPLETED
+    assert redis.zscore("payments:unfinished", payment_id) is None  # so it is not re-queued again
 
 
 def test_a_retry_puts_the_payment_back_to_pending_stamped_with_when_it_is_due(redis):
@@ -97,15 +107,25 @@ def test_an_unknown_payment_is_missing(redis):
     assert Attempts(redis, 60, 3).begin("00000000-0000-4000-8000-000000000000", "1").outcome == "missing"
 
 
-@pytest.mark.parametrize("attempts, crashes, declined, reason", [
+@pytest.mark.parametrize("attempts, interrupted, declined, reason", [
     (3, 0, "declined by the simulated processor", "declined by the simulated processor"),
-    (3, 3, None, "3 attempts did not finish: 3 crashed"),
-    (3, 1, None, "3 attempts did not finish: 1 crashed, 2 declined"),
+    (3, 3, None, "3 attempts did not finish: 3 interrupted"),
+    (3, 1, None, "3 attempts did not finish: 1 interrupted, 2 declined"),
     (3, 1, "declined by the simulated processor",
-     "3 attempts did not finish: 1 crashed, 2 declined (declined by the simulated processor)"),
+     "3 attempts did not finish: 1 interrupted, 2 declined (declined by the simulated processor)"),
 ])
-def test_a_failure_reason_says_which_attempts_crashed_and_which_were_declined(attempts, crashes, declined, reason):
-    assert failure_reason(attempts, crashes, declined) == reason
+def test_a_failure_reason_says_which_attempts_were_interrupted_and_which_declined(attempts, interrupted, declined,
+                                                                                   reason):
+    assert failure_reason(attempts, interrupted, declined) == reason
+
+
+def test_a_settling_cut_short_does_not_count_as_an_interrupted_attempt(redis):
+    payment_id = stored_payment(redis)
+    attempts = Attempts(redis, 60, max_attempts=1)
+    attempts.begin(payment_id, "1")
+    attempts.end(payment_id, 1, PENDING, retry_in=0)  # declined: the only attempt is used up
+    assert attempts.begin(payment_id, "1")[:4] == ("exhausted", 2, 1, 0)  # settling; its worker dies
+    assert attempts.begin(payment_id, "1")[:4] == ("exhausted", 3, 1, 0)  # still one declined, none interrupted
 
 
 def test_the_processor_charges_a_payment_once_however_often_it_is_asked(redis):

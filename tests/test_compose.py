@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from lib.devtools.processes import http
-from tests.docker_helpers import ComposeStack, engine_problem, poll, runtime_python_files
+from lib.devtools.processes import http, wait_for
+from tests.docker_helpers import ComposeStack, engine_problem, runtime_python_files
 
 API = "http://localhost:8000"
 SERVICES = {"api", "worker", "redis", "beanstalkd", "beanstalkd-ui"}
@@ -74,7 +74,7 @@ def test_the_walkthrough_payment_is_completed(stack):
     assert status == 201 and body["data"]["status"] == "PENDING"
     payment_id = body["data"]["id"]
     assert headers["Location"] == f"/payments/{payment_id}"
-    assert poll(lambda: status_of(payment_id) == "COMPLETED", timeout=30)
+    assert wait_for(lambda: status_of(payment_id) == "COMPLETED", timeout=30)
 
 
 def test_the_rate_limit_loop_gets_five_201_then_five_429(stack):
@@ -86,18 +86,18 @@ def test_the_rate_limit_loop_gets_five_201_then_five_429(stack):
 def test_scaling_to_three_workers_shows_three_on_queue(stack):
     stack.compose("up", "--detach", "--wait", "--scale", "worker=3")
     assert len(stack.containers("worker")) == 3
-    assert poll(lambda: len(http("GET", f"{API}/queue")[2]["workers"]) == 3, timeout=30)
+    assert wait_for(lambda: len(http("GET", f"{API}/queue")[2]["workers"]) == 3, timeout=30)
 
 
 @pytest.mark.parametrize("service", ["redis", "beanstalkd"])
 def test_a_restart_with_payments_in_flight_loses_none_and_no_request_fails_once_healthy(stack, service):
     in_flight = [post_payment(f"{service}-{uuid.uuid4().hex[:8]}") for _ in range(6)]
-    assert poll(lambda: "PROCESSING" in map(status_of, in_flight), timeout=30)
+    assert wait_for(lambda: "PROCESSING" in map(status_of, in_flight), timeout=30)
 
     started = time.monotonic()
     stack.compose("restart", service)
     assert time.monotonic() - started < 5, f"restarting {service} waited for the stop timeout"
-    assert poll(lambda: stack.health(service) == ["healthy"], timeout=60)
+    assert wait_for(lambda: stack.health(service) == ["healthy"], timeout=60)
 
     # Every kind of request, many at once so that each API thread (and each connection it kept
     # from before the restart) is used: none may fail now that the service answers again.
@@ -111,7 +111,7 @@ def test_a_restart_with_payments_in_flight_loses_none_and_no_request_fails_once_
                       if answer not in (200, 201)]
             assert failed == [], f"batch {batch_number + 1} of 4 after the {service} restart"
 
-    assert poll(lambda: all(status_of(payment_id) == "COMPLETED" for payment_id in in_flight), timeout=90)
+    assert wait_for(lambda: all(status_of(payment_id) == "COMPLETED" for payment_id in in_flight), timeout=90)
     assert http("GET", f"{API}/queue")[2]["jobs"]["buried"] == 0
 
 
@@ -134,7 +134,7 @@ def test_the_redis_password_is_on_no_command_line_and_redis_requires_it(stack):
 
 
 def test_the_healthchecks_leave_no_error_in_the_logs(stack):
-    assert poll(lambda: len(stack.inspect("beanstalkd")[0]["State"]["Health"]["Log"]) >= 3, timeout=30)
+    assert wait_for(lambda: len(stack.inspect("beanstalkd")[0]["State"]["Health"]["Log"]) >= 3, timeout=30)
     logs = stack.compose("logs", "--no-color")
     assert "Connection reset by peer" not in logs
 

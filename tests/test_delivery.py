@@ -169,7 +169,7 @@ def test_a_payment_that_keeps_killing_its_worker_is_settled_after_max_attempts(a
     payment = http("GET", f"{api}/payments/{payment_id}")[2]
     assert payment["attempts"] == 3 and charge_requests(store) == 3  # settling charges nothing
     if ending == "FAILED":
-        assert payment["failure_reason"] == "3 attempts did not finish: 3 crashed" and charges_made(store) == 0
+        assert payment["failure_reason"] == "3 attempts did not finish: 3 interrupted" and charges_made(store) == 0
         assert wait_for(lambda: tube_stats(stack)["current-jobs-buried"] == 1)
     else:
         assert payment["failure_reason"] is None and charges_made(store) == 1
@@ -205,7 +205,7 @@ def test_a_charge_from_a_lost_attempt_never_leaves_a_failed_payment_charged(api,
             payment = http("GET", f"{api}/payments/{payment_id}")[2]
             assert (payment["status"], charges_made(store)) == ("FAILED", 0)
             assert payment["failure_reason"] == \
-                "2 attempts did not finish: 1 crashed, 1 declined (declined by the simulated processor)"
+                "2 attempts did not finish: 1 interrupted, 1 declined (declined by the simulated processor)"
         else:
             assert to_b.fired.wait(10)  # B's last attempt was declined; its settling is held
             to_a.release()

@@ -1,11 +1,15 @@
 """Idempotency-Key on POST /payments: replay, mismatch (422), concurrency, scope, expiry."""
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from lib.api.admission import Admission
 from lib.api.idempotency import record_key
+from lib.api.ratelimit import TokenBucket
 from lib.devtools.processes import wait_for
+from lib.store.payments import new_payment
 from tests.conftest import WALKTHROUGH_BODY
 
 KEY = {"HTTP_IDEMPOTENCY_KEY": "order-42"}
@@ -89,3 +93,13 @@ def test_a_rate_limited_request_does_not_keep_its_key(client, redis):
         client.post_payment({**WALKTHROUGH_BODY, "amount": n + 1})
     assert post(client)[0] == 429
     assert redis.keys("idempotency:*") == []  # a later retry with the key may succeed
+
+
+def test_a_replay_queues_the_payments_job_in_case_the_first_request_died_before_it_could(client, redis, tube):
+    user, amount, currency = WALKTHROUGH_BODY["user_Id"], "1500", WALKTHROUGH_BODY["currency"]
+    # As an API killed between admission and queuing leaves it: stored, keyed, no job.
+    first = new_payment(user, amount, currency)
+    assert Admission(redis, TokenBucket(5, 60)).admit(first, "order-42", {"data": "first"}).outcome == "created"
+    status, headers, _ = post(client)
+    assert status == 201 and headers["Idempotent-Replayed"] == "true"
+    assert json.loads(tube.reserve(timeout=0).body) == {"payment_id": first["id"]}

@@ -69,3 +69,12 @@ def test_payments_that_could_not_be_queued_stay_due(redis, env):
     with pytest.raises(QueueUnavailable):
         Sweeper(redis, nowhere, 60, threading.Event()).sweep()
     assert [redis.zscore(UNFINISHED_KEY, payment_id) for payment_id in ids] == [0, 0, 0]
+
+
+def test_a_payment_that_finished_meanwhile_is_not_marked_due_again(redis):
+    # The sweeper (or the API) could not queue the job, and a worker finished the payment from
+    # an older one before it marks the payment due: marking it must not bring it back.
+    store, (payment_id,) = add_payments(redis, 1)
+    redis.zrem(UNFINISHED_KEY, payment_id)  # as Attempts.end leaves a finished payment
+    store.mark_due(payment_id)
+    assert redis.zscore(UNFINISHED_KEY, payment_id) is None

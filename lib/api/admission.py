@@ -2,13 +2,12 @@
 
 from typing import NamedTuple
 
-from redis import Redis
-
 from lib.api.idempotency import REPLAY_TTL, fingerprint, record_key
 from lib.api.ratelimit import TAKE_TOKEN_LUA, Decision, TokenBucket
 from lib.http.jsonio import dumps
 from lib.store.metrics import COUNTERS_KEY, STATUS_COUNTS_KEY
 from lib.store.payments import UNFINISHED_KEY, payment_key, user_index_key
+from lib.store.redis_client import ThreadRedis
 
 CREATED, REPLAYED, MISMATCH, LIMITED = "created", "replayed", "mismatch", "limited"
 
@@ -17,7 +16,7 @@ CREATED, REPLAYED, MISMATCH, LIMITED = "created", "replayed", "mismatch", "limit
 # its key's record were written together, and a retry with the key is answered with the first
 # 201. Nothing is "in flight" for a retry to wait out, and nothing is undone after an error
 # whose outcome is unknown (a timeout may come after Redis ran the script).
-ADMIT_LUA = TAKE_TOKEN_LUA + """
+ADMIT_LUA = """
 -- KEYS[1]: the user's token bucket; KEYS[2]: the new payment's hash; KEYS[3]: the unfinished index;
 -- KEYS[4]: the user's payments index; KEYS[5]: the metrics counters; KEYS[6]: the counts by status;
 -- KEYS[7]: the Idempotency-Key's record (a hash), only when the request has a key
@@ -27,6 +26,7 @@ ADMIT_LUA = TAKE_TOKEN_LUA + """
 -- Returns {outcome, tokens left, seconds until a token is back, seconds until full, payment id,
 -- body}; outcome is created, replayed (with the first request's payment id and body),
 -- mismatch (the key came with another body) or limited (no token: nothing stored).
+""" + TAKE_TOKEN_LUA + """
 if KEYS[7] then
   local record = redis.call('HMGET', KEYS[7], 'fingerprint', 'payment_id', 'body')
   if record[1] then
@@ -73,7 +73,7 @@ class Admitted(NamedTuple):
 class Admission:
     """Admits payments against one rate-limit policy."""
 
-    def __init__(self, redis: Redis, bucket: TokenBucket, replay_ttl: int = REPLAY_TTL):
+    def __init__(self, redis: ThreadRedis, bucket: TokenBucket, replay_ttl: int = REPLAY_TTL):
         self.bucket = bucket
         self.replay_ttl = replay_ttl
         self._admit = redis.register_script(ADMIT_LUA)

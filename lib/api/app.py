@@ -3,8 +3,6 @@
 import logging
 from typing import NamedTuple
 
-from redis import Redis
-
 from lib.api.admission import LIMITED, MISMATCH, REPLAYED, Admission
 from lib.api.idempotency import parse_key
 from lib.api.ratelimit import TokenBucket
@@ -17,7 +15,7 @@ from lib.store.jobqueue import JobQueue, QueueUnavailable
 from lib.store.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from lib.store.metrics import COUNTERS_KEY, STATUS_COUNTS_KEY, RequestDurations, render
 from lib.store.payments import PaymentStore, new_payment, to_json
-from lib.store.redis_client import REDIS_DOWN_ERRORS, describe
+from lib.store.redis_client import REDIS_DOWN_ERRORS, ThreadRedis, describe
 from lib.store.workers import live_workers
 
 log = logging.getLogger("paypoc.api")
@@ -31,7 +29,7 @@ OUTCOME_UNKNOWN = ("payment store unavailable: the payment may or may not have b
 class Services(NamedTuple):
     """Everything a handler may use, built once by create_app."""
 
-    redis: Redis
+    redis: ThreadRedis
     payments: PaymentStore
     admission: Admission
     limiter: TokenBucket
@@ -77,16 +75,18 @@ def create_payment(services: Services, request: Request) -> Response:
         admitted = services.admission.admit(payment, key, body)
     except REDIS_DOWN_ERRORS as error:
         log.warning("POST /payments for user %s: 503, outcome unknown (%s)", user_id, describe(error))
-        raise HTTPError(503, OUTCOME_UNKNOWN, [("Retry-After", "1")]) from None
+        raise HTTPError(503, OUTCOME_UNKNOWN, policy + [("Retry-After", "1")]) from None
     headers = policy + [("RateLimit", services.limiter.header(admitted.decision))]
     if admitted.outcome == LIMITED:
         raise HTTPError(429, RATE_LIMITED, headers + [("Retry-After", str(admitted.decision.retry_after))])
     if admitted.outcome == MISMATCH:
         raise HTTPError(422, "Idempotency-Key was already used with a different request body", headers)
     headers.append(("Location", f"/payments/{admitted.payment_id}"))
+    # A replay queues the job too: the first request may have died before it could. A job too
+    # many is harmless (the worker drops a job whose payment is in hand or finished).
+    _queue(services, admitted.payment_id)
     if admitted.outcome == REPLAYED:
         return Response(201, parse_json(admitted.first_body.encode()), headers + [("Idempotent-Replayed", "true")])
-    _queue(services, payment["id"])
     return Response(201, body, headers)
 
 
@@ -154,7 +154,7 @@ UNAVAILABLE = [
 ]
 
 
-def create_app(config: Config, redis: Redis, queue: JobQueue) -> App:
+def create_app(config: Config, redis: ThreadRedis, queue: JobQueue) -> App:
     """The WSGI app, given the parsed config, a redis-py client and a JobQueue."""
     limiter = TokenBucket(config.rate_limit, config.rate_limit_window)
     durations = RequestDurations()

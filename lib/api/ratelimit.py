@@ -2,7 +2,7 @@
 
 from typing import NamedTuple
 
-# A Lua function, not a whole script: admission (lib/admission.py) runs it inside the script
+# A Lua function, not a whole script: admission (lib/api/admission.py) runs it inside the script
 # that stores the payment, so taking the token and storing the payment are one atomic step.
 # Concurrent requests (from any number of API replicas) cannot both spend the last token, and
 # the clock is Redis's own TIME, so replicas agree on it.

@@ -70,26 +70,38 @@ class JobQueue:
         self._local = threading.local()
 
     def _call(self, method, *args, **kwargs):
-        # A kept connection may have died unnoticed (beanstalkd restarted): the first command
-        # on it fails at once with a ConnectionError, and is tried once more on a new one. A
-        # put tried twice may queue its job twice, which is harmless: the worker drops a job
-        # whose payment is in hand or finished. A timeout is not tried again (beanstalkd is
-        # stalled, and the caller must answer within 2 s).
-        while True:
-            client = getattr(self._local, "client", None)
-            kept = client is not None
+        client = getattr(self._local, "client", None)
+        if client is not None:
             try:
-                if not kept:
-                    client = self._local.client = connect(self.address, self.tube, self.timeout)
                 return getattr(client, method)(*args, **kwargs)
+            except ConnectionError:
+                # The kept connection died unnoticed (beanstalkd restarted): the command failed
+                # at once, and is tried once more below, on a new connection. A put tried twice
+                # may queue its job twice, which is harmless: the worker drops a job whose
+                # payment is in hand or finished. A timeout is not tried again (beanstalkd is
+                # stalled, and the caller must answer within 2 s).
+                self._drop()
             except greenstalk.NotFoundError:
                 raise  # an answer (no such tube, no such job), not a broken connection
             except QUEUE_ERRORS as error:
-                self._local.client = None
-                if client is not None:
-                    client.close()
-                if not (kept and isinstance(error, ConnectionError)):
-                    raise QueueUnavailable(f"beanstalkd at {self.address[0]}:{self.address[1]}: {error}") from error
+                self._drop()
+                raise self._unavailable(error) from error
+        try:
+            client = self._local.client = connect(self.address, self.tube, self.timeout)
+            return getattr(client, method)(*args, **kwargs)
+        except greenstalk.NotFoundError:
+            raise
+        except QUEUE_ERRORS as error:
+            self._drop()
+            raise self._unavailable(error) from error
+
+    def _drop(self):
+        client, self._local.client = getattr(self._local, "client", None), None
+        if client is not None:
+            client.close()
+
+    def _unavailable(self, error):
+        return QueueUnavailable(f"beanstalkd at {self.address[0]}:{self.address[1]}: {error}")
 
     def put(self, payment_id: str) -> int:
         """Queue the job for payment_id; raise QueueUnavailable when beanstalkd cannot take it."""

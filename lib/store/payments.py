@@ -3,9 +3,8 @@
 import uuid
 from decimal import Decimal
 
-from redis import Redis
-
 from lib.store.clock import utc_now
+from lib.store.redis_client import ThreadRedis
 
 PENDING, PROCESSING, COMPLETED, FAILED = "PENDING", "PROCESSING", "COMPLETED", "FAILED"
 FIELDS = ("id", "user_id", "amount", "currency", "status", "attempts", "failure_reason",
@@ -67,7 +66,7 @@ def to_json(payment: dict[str, str]) -> dict[str, object]:
 class PaymentStore:
     """Reads and writes payments; Redis is the source of truth for every payment's status."""
 
-    def __init__(self, redis: Redis):
+    def __init__(self, redis: ThreadRedis):
         self._redis = redis
         self._list = redis.register_script(LIST_LUA)
 
@@ -87,5 +86,6 @@ class PaymentStore:
 
     def mark_due(self, *payment_ids: str) -> None:
         """Ask the sweeper to queue these payments at its next pass (their jobs could not be
-        queued): a score of 0 is older than any cut-off."""
-        self._redis.zadd(UNFINISHED_KEY, dict.fromkeys(payment_ids, 0))
+        queued): a score of 0 is older than any cut-off. Only ids still in the index are
+        touched (xx): a payment that finished meanwhile must not come back."""
+        self._redis.zadd(UNFINISHED_KEY, dict.fromkeys(payment_ids, 0), xx=True)

@@ -1,7 +1,9 @@
-"""The Redis client a process shares between its threads: redis-py's, short timeouts, no retries."""
+"""The Redis client of a process: redis-py's, a connection per thread, short timeouts and no retries."""
 
 import threading
 import time
+from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -14,7 +16,9 @@ from lib.store.config import DEPENDENCY_TIMEOUT
 # Errors that mean Redis is unreachable or stalled (AuthenticationError and BusyLoadingError
 # are ConnectionErrors too): the API answers them with 503, the worker waits them out.
 REDIS_DOWN_ERRORS = (redis.ConnectionError, redis.TimeoutError)
-IDLE_CHECK_AFTER = 0.01  # seconds; a connection unused for longer is pinged before its next command
+# A connection unused for longer is pinged before its next command. Under load a thread's
+# connection is never idle this long; and no Redis restarts (closing it) that quickly.
+IDLE_CHECK_AFTER = 0.01  # seconds
 
 
 def open_redis(url: str, timeout: float = DEPENDENCY_TIMEOUT) -> "ThreadRedis":
@@ -59,7 +63,7 @@ class ThreadRedis:
         """A Lua script that runs on the calling thread's client."""
         return ThreadScript(redis.Redis(connection_pool=self.connection_pool).register_script(text), self)
 
-    def __getattr__(self, command: str):
+    def __getattr__(self, command: str) -> Any:
         return getattr(self.client(), command)  # every command: this thread's client
 
 
@@ -69,7 +73,7 @@ class ThreadScript:
     def __init__(self, script: Script, redis_client: ThreadRedis):
         self.script, self.sha, self._redis = script, script.sha, redis_client
 
-    def __call__(self, keys=(), args=()):
+    def __call__(self, keys: Sequence = (), args: Sequence = ()) -> Any:
         return self.script(keys=keys, args=args, client=self._redis.client())
 
 

@@ -1,8 +1,8 @@
 """Worker heartbeats in Redis: where each worker process says it is alive, and who is, as GET /queue shows."""
 
-WORKERS_KEY = "workers"  # a set of worker ids; each has a hash worker:<id> that expires
-from redis import Redis
+from lib.store.redis_client import ThreadRedis
 
+WORKERS_KEY = "workers"  # a set of worker ids; each has a hash worker:<id> that expires
 EXPIRES_AFTER = 10  # seconds without a beat before a worker counts as gone (killed, not stopped)
 
 
@@ -11,7 +11,7 @@ def worker_key(worker_id: str) -> str:
     return f"worker:{worker_id}"
 
 
-def live_workers(redis: Redis) -> list[dict]:
+def live_workers(redis: ThreadRedis) -> list[dict]:
     """The workers whose heartbeat has not expired, oldest first; forgets the others."""
     ids = sorted(redis.smembers(WORKERS_KEY))
     with redis.pipeline(transaction=False) as pipe:

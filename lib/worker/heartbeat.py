@@ -6,10 +6,8 @@ import socket
 import threading
 from collections.abc import Callable
 
-from redis import Redis
-
 from lib.store.clock import utc_now
-from lib.store.redis_client import REDIS_DOWN_ERRORS
+from lib.store.redis_client import REDIS_DOWN_ERRORS, ThreadRedis
 from lib.store.workers import EXPIRES_AFTER, WORKERS_KEY, worker_key
 
 log = logging.getLogger("paypoc.worker")
@@ -20,7 +18,7 @@ BEAT_EVERY = 2.0  # seconds
 class Heartbeat:
     """Keeps this process's worker:<id> hash fresh until stopped, then removes it."""
 
-    def __init__(self, redis: Redis, threads: int, jobs_done: Callable[[], int], stop: threading.Event):
+    def __init__(self, redis: ThreadRedis, threads: int, jobs_done: Callable[[], int], stop: threading.Event):
         self.redis, self.threads, self.jobs_done, self.stop = redis, threads, jobs_done, stop
         self.host = socket.gethostname()  # in a container, the container's id: one per replica
         self.id = f"{self.host}-{os.getpid()}"

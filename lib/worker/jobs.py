@@ -35,12 +35,12 @@ def retry_delay(base: float, attempt: int, rng: random.Random = random) -> int:
     return math.ceil(rng.uniform(ceiling / 2, ceiling))
 
 
-def failure_reason(attempts: int, crashes: int, declined: str | None) -> str:
+def failure_reason(attempts: int, interrupted: int, declined: str | None) -> str:
     """Why a payment failed: the processor's reason when every attempt was declined, else how
-    many attempts crashed (never finished) and how many were declined."""
-    if crashes == 0 and declined:
+    many attempts were interrupted (never finished) and how many were declined."""
+    if interrupted == 0 and declined:
         return declined
-    counts = [f"{crashes} crashed"] + ([f"{attempts - crashes} declined"] if attempts > crashes else [])
+    counts = [f"{interrupted} interrupted"] + ([f"{attempts - interrupted} declined"] if attempts > interrupted else [])
     return f"{attempts} attempts did not finish: {', '.join(counts)}" + (f" ({declined})" if declined else "")
 
 
@@ -63,8 +63,8 @@ class PaymentJobs:
             log.error("Burying job %d: no payment with ID %s", job.id, payment_id)
             return BURY
         if begun.outcome == EXHAUSTED:
-            log.warning("Payment %s: %d attempts did not finish (%d crashed); settling it with the processor",
-                        payment_id, begun.attempts, begun.crashes)
+            log.warning("Payment %s: %d attempts did not succeed (%d interrupted); settling it with the processor",
+                        payment_id, begun.attempts, begun.interrupted)
             return self._settle(payment_id, begun, declined=None)
         if begun.outcome != STARTED:  # finished already, or another job holds a live lease on it
             log.info("Dropping job %d: payment %s is %s", job.id, payment_id, begun.outcome)
@@ -104,7 +104,7 @@ class PaymentJobs:
                 log.info("Payment %s processed successfully (charge %s, made by an attempt that did not finish)",
                          payment_id, charge_id)
             return DELETE
-        reason = failure_reason(begun.attempts, begun.crashes, declined)
+        reason = failure_reason(begun.attempts, begun.interrupted, declined)
         if self.attempts.end(payment_id, begun.lease, FAILED, reason=reason):
             return DELETE  # lost the lease: the newer attempt decides
         log.warning("Payment %s failed after %d attempts: %s", payment_id, begun.attempts, reason)

@@ -5,7 +5,7 @@ import random
 import time
 import uuid
 
-from redis import Redis
+from lib.store.redis_client import ThreadRedis
 
 # The processor's own records live in Redis only because this is a simulation: a real
 # processor keeps them on its side, and we send the payment id as the idempotency key. Each
@@ -59,7 +59,7 @@ class ChargeDeclined(Exception):
 class SimulatedProcessor:
     """Charges payments after a delay, declining a FAILURE_RATE share of attempts."""
 
-    def __init__(self, redis: Redis, delay: float, failure_rate: float, rng: random.Random | None = None):
+    def __init__(self, redis: ThreadRedis, delay: float, failure_rate: float, rng: random.Random | None = None):
         self.delay = delay
         self.failure_rate = failure_rate
         self.rng = rng or random.Random()
@@ -90,11 +90,11 @@ class SimulatedProcessor:
         return self._cancel(keys=[CHARGES_KEY, CANCELLED_KEY], args=[payment_id])
 
 
-def charges_made(redis: Redis) -> int:
+def charges_made(redis: ThreadRedis) -> int:
     """How many payments the processor has charged (each at most once)."""
     return redis.hlen(CHARGES_KEY)
 
 
-def charge_requests(redis: Redis) -> int:
+def charge_requests(redis: ThreadRedis) -> int:
     """How many charge requests the processor has received, replays and refusals included."""
     return int(redis.get(REQUESTS_KEY) or 0)

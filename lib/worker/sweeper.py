@@ -3,11 +3,9 @@
 import logging
 import threading
 
-from redis import Redis
-
 from lib.store.jobqueue import JobQueue, QueueUnavailable
 from lib.store.payments import UNFINISHED_KEY, PaymentStore
-from lib.store.redis_client import REDIS_DOWN_ERRORS, describe
+from lib.store.redis_client import REDIS_DOWN_ERRORS, ThreadRedis, describe
 
 log = logging.getLogger("paypoc.sweeper")
 
@@ -37,7 +35,7 @@ class Sweeper:
     is enough to queue it again. A duplicate job is harmless: attempts are compare-and-set.
     """
 
-    def __init__(self, redis: Redis, queue: JobQueue, stale_after: float, stop: threading.Event,
+    def __init__(self, redis: ThreadRedis, queue: JobQueue, stale_after: float, stop: threading.Event,
                  interval: float = 1.0):
         self.queue, self.stale_after, self.stop, self.interval = queue, stale_after, stop, interval
         self._claim = redis.register_script(CLAIM_STALE_LUA)

@@ -36,7 +36,10 @@ class PaymentWorker:
             # Redis is the source of truth; without it, give the job back to try again later.
             # The same job coming back takes over its own lease, so nothing waits for it to expire.
             log.warning("Releasing job %d: Redis is unavailable (%s)", job.id, describe(error))
-            client.release(job, delay=1)
+            try:
+                client.release(job, delay=1)
+            except greenstalk.NotFoundError:
+                pass  # beanstalkd handed it on already (its TTR ran out)
             raise
         except Exception:
             log.exception("Burying job %d: processing failed unexpectedly", job.id)

@@ -6,13 +6,12 @@ import threading
 import time
 
 import greenstalk
-from redis import Redis
 
 from lib.api.admission import Admission
 from lib.api.ratelimit import TokenBucket
 from lib.store.jobqueue import JobQueue
 from lib.store.payments import UNFINISHED_KEY, new_payment
-from lib.store.redis_client import open_redis
+from lib.store.redis_client import ThreadRedis, open_redis
 from lib.worker.processor import charge_requests
 
 # A payment job's Redis round trips: Attempts.begin, the processor's charge and Attempts.end
@@ -23,7 +22,7 @@ PAYMENT_REDIS_TRIPS = 3
 STATUS_CHANGE_TRIPS = 2
 
 
-def queue_payments(redis: Redis, address: tuple, tube: str, count: int) -> None:
+def queue_payments(redis: ThreadRedis, address: tuple, tube: str, count: int) -> None:
     """Store count PENDING payments and queue a job for each, as the API would."""
     admission, queue = Admission(redis, TokenBucket(capacity=count + 1, window=1)), JobQueue(address, tube, ttr=60)
     for _ in range(count):
@@ -32,7 +31,7 @@ def queue_payments(redis: Redis, address: tuple, tube: str, count: int) -> None:
         queue.put(payment["id"])
 
 
-def time_drain(redis: Redis, count: int, timeout: float = 600) -> float:
+def time_drain(redis: ThreadRedis, count: int, timeout: float = 600) -> float:
     """Payments finished per second, from the first charge request the processor receives (the
     worker has begun) to the last payment leaving the unfinished index."""
     deadline = time.monotonic() + timeout

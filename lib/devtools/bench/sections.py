@@ -6,14 +6,13 @@ import subprocess
 import sys
 import time
 
-from redis import Redis
-
 from lib.api.admission import Admission
 from lib.api.ratelimit import TokenBucket
 from lib.devtools.bench import drain, wrk
 from lib.devtools.local_servers import free_port
 from lib.devtools.processes import ROOT, Process, answers, wait_for
 from lib.store.payments import new_payment, payment_key, user_index_key
+from lib.store.redis_client import ThreadRedis
 
 PRELOAD_BATCH = 50_000
 LIST_USER_PAYMENTS = 50  # payments of the user whose first page the "list" subject asks for
@@ -55,12 +54,12 @@ def start_hello(env: dict, tmp: str, *redis_url_and_key: str) -> tuple[Process, 
     return hello, url
 
 
-def some_payment_ids(redis: Redis) -> list[str]:
+def some_payment_ids(redis: ThreadRedis) -> list[str]:
     """Up to 1,000 stored payment ids, for the GET subject."""
     return [key.split(":", 1)[1] for _, key in zip(range(1000), redis.scan_iter("payment:*", count=1000))]
 
 
-def http_section(env: dict, sizes: dict, tmp: str, redis: Redis, run: int) -> dict:
+def http_section(env: dict, sizes: dict, tmp: str, redis: ThreadRedis, run: int) -> dict:
     """POST and GET against hello-world (alone, and after a GET's Redis round trip), interleaved
     round by round so machine noise cancels."""
     api, base = start_api(env, tmp, f"api-{run}")
@@ -90,7 +89,7 @@ def http_section(env: dict, sizes: dict, tmp: str, redis: Redis, run: int) -> di
     return result
 
 
-def rss_section(env: dict, sizes: dict, tmp: str, redis: Redis) -> dict:
+def rss_section(env: dict, sizes: dict, tmp: str, redis: ThreadRedis) -> dict:
     """Peak memory of an API process over `rss_requests` requests, and its growth in the second half."""
     api, base = start_api(env, tmp, "api-rss")
     ids = some_payment_ids(redis)
@@ -107,7 +106,7 @@ def rss_section(env: dict, sizes: dict, tmp: str, redis: Redis) -> dict:
             "growth_second_half_mb": now - at_half}
 
 
-def drain_section(env: dict, sizes: dict, tmp: str, redis: Redis, address: tuple[str, int]) -> dict:
+def drain_section(env: dict, sizes: dict, tmp: str, redis: ThreadRedis, address: tuple[str, int]) -> dict:
     """The worker draining queued payments (4 threads, no delay) beside a bare reserve/delete loop,
     and beside that loop making, with no work in them, a payment's three Redis round trips and
     the two that any worker must make (its status changes)."""
@@ -136,7 +135,7 @@ def drain_section(env: dict, sizes: dict, tmp: str, redis: Redis, address: tuple
             "ratio_to_status_changes": ours / least, "ratio_to_round_trips": ours / trips}
 
 
-def efficiency_section(env: dict, sizes: dict, tmp: str, redis: Redis, address: tuple[str, int]) -> dict:
+def efficiency_section(env: dict, sizes: dict, tmp: str, redis: ThreadRedis, address: tuple[str, int]) -> dict:
     """50 threads, 0.2 s per payment: the ideal is 250 payments a second."""
     redis.flushall()
     count = sizes["efficiency_jobs"]
@@ -150,7 +149,7 @@ def efficiency_section(env: dict, sizes: dict, tmp: str, redis: Redis, address: 
             "worker_peak_rss_mb_50_threads": peak}
 
 
-def preload(redis: Redis, count: int) -> float:
+def preload(redis: ThreadRedis, count: int) -> float:
     """Store count completed payments; return the seconds it took."""
     started = time.monotonic()
     script = redis.register_script(PRELOAD_LUA)
@@ -159,7 +158,7 @@ def preload(redis: Redis, count: int) -> float:
     return time.monotonic() - started
 
 
-def memory_per_payment(redis: Redis) -> float:
+def memory_per_payment(redis: ThreadRedis) -> float:
     """Average bytes Redis holds for one stored payment (MEMORY USAGE of its hash)."""
     keys = [key for _, key in zip(range(200), redis.scan_iter("payment:*", count=1000))]
     return statistics.mean(redis.memory_usage(key, samples=0) for key in keys)

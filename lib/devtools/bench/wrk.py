@@ -7,10 +7,9 @@ import tempfile
 from collections.abc import Callable
 from types import SimpleNamespace
 
-from redis import Redis
-
 from lib.devtools.local_servers import require
 from lib.devtools.processes import Process
+from lib.store.redis_client import ThreadRedis
 
 # wrk runs a Lua script per thread. `done` prints the summary as one JSON line so it can be read back.
 WRK_DONE = """
@@ -47,7 +46,7 @@ def hello_app(environ: dict, start_response: Callable) -> list[bytes]:
     return [body]
 
 
-def hello_after_round_trip(redis: Redis, key: str) -> Callable:
+def hello_after_round_trip(redis: ThreadRedis, key: str) -> Callable:
     """hello_app after the Redis round trip a GET makes (HGETALL of a payment), its reply unused:
     what waitress and that round trip cost, with none of the API's own work."""
     def app(environ, start_response):
