@@ -35,8 +35,8 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    # One Redis client for every thread (its pool is thread-safe); each thread opens its own
-    # beanstalkd connection, as a greenstalk client is not.
+    # Each thread gets a Redis connection of its own from one client (lib/store/redis_client.py),
+    # and opens its own beanstalkd connection, as a greenstalk client is not thread-safe.
     redis = open_redis(config.redis_url)
     ttr = job_ttr(config.processing_delay)
     attempts = Attempts(redis, lease_seconds=ttr, max_attempts=config.max_attempts)
