@@ -86,10 +86,10 @@ class Admission:
         user_id = payment["user_id"]
         keys = [self.bucket.key(user_id), payment_key(payment["id"]), UNFINISHED_KEY, user_index_key(user_id),
                 COUNTERS_KEY, STATUS_COUNTS_KEY]
-        request = fingerprint(user_id, payment["amount"], payment["currency"])
+        request, kept = "", ""  # what a key's record holds: without a key, nothing to compute
         if key is not None:
             keys.append(record_key(user_id, key))
-        kept = dumps(body) if key is not None else ""
+            request, kept = fingerprint(user_id, payment["amount"], payment["currency"]), dumps(body)
         outcome, left, retry_after, full_in, *found = self._admit(
             keys=keys, args=[self.bucket.capacity, self.bucket.window, request, self.replay_ttl, kept, payment["id"],
                              user_id, payment["amount"], payment["currency"], payment["initiated_at"]])
