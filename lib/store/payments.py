@@ -7,8 +7,6 @@ from lib.store.clock import utc_now
 from lib.store.redis_client import ThreadRedis
 
 PENDING, PROCESSING, COMPLETED, FAILED = "PENDING", "PROCESSING", "COMPLETED", "FAILED"
-FIELDS = ("id", "user_id", "amount", "currency", "status", "attempts", "failure_reason",
-          "initiated_at", "updated_at")
 # A sorted set of unfinished payment ids, each scored with the time (Redis clock, seconds) from
 # which it is expected to make progress: created, retry due, lease over. The sweeper queues
 # again those still there STALE_AFTER seconds later: that is how a lost job is found.
