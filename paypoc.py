@@ -7,10 +7,10 @@ import sys
 
 from lib.api.app import create_app
 from lib.http.server import create_server
-from lib.store.config import load_config_or_exit
+from lib.runtime.config import load_config_or_exit, mask_password
+from lib.runtime.logs import configure_logging
 from lib.store.jobqueue import JobQueue, job_ttr
-from lib.store.logs import configure_logging
-from lib.store.redis_client import mask_url, open_redis
+from lib.store.redis_client import open_redis
 
 log = logging.getLogger("paypoc.api")
 
@@ -30,7 +30,7 @@ def main() -> int:
         log.error("Cannot listen on %s:%d: %s", config.host, config.port, error.strerror)
         return 1
     log.info("API listening on http://%s:%d (threads=%d, redis=%s, beanstalkd=%s:%d tube %s)",
-             config.host, config.port, config.threads, mask_url(config.redis_url), *config.beanstalk_addr,
+             config.host, config.port, config.threads, mask_password(config.redis_url), *config.beanstalk_addr,
              config.beanstalk_tube)
     server.run()
     log.info("API stopped")

@@ -6,11 +6,12 @@ import signal
 import sys
 import threading
 
-from lib.store.config import load_config_or_exit
+from lib.runtime.config import load_config_or_exit, mask_password
+from lib.runtime.logs import configure_logging
+from lib.store.attempts import Attempts
 from lib.store.jobqueue import JobQueue, job_ttr
-from lib.store.logs import configure_logging
-from lib.store.redis_client import mask_url, open_redis
-from lib.worker.attempts import Attempts
+from lib.store.payments import PaymentStore
+from lib.store.redis_client import open_redis
 from lib.worker.heartbeat import Heartbeat
 from lib.worker.jobs import PaymentJobs
 from lib.worker.processor import SimulatedProcessor
@@ -41,11 +42,12 @@ def main() -> int:
     ttr = job_ttr(config.processing_delay)
     attempts = Attempts(redis, lease_seconds=ttr, max_attempts=config.max_attempts)
     processor = SimulatedProcessor(redis, config.processing_delay, config.failure_rate)
-    jobs = PaymentJobs(attempts, processor, config.max_attempts, config.retry_delay)
+    jobs = PaymentJobs(attempts, processor, config.retry_delay)
     worker = PaymentWorker(config.beanstalk_addr, config.beanstalk_tube, jobs, stop)
-    sweeper = Sweeper(redis, JobQueue(config.beanstalk_addr, config.beanstalk_tube, ttr), config.stale_after, stop)
+    queue = JobQueue(config.beanstalk_addr, config.beanstalk_tube, ttr)
+    sweeper = Sweeper(attempts, PaymentStore(redis), queue, config.stale_after, stop)
     log.info("Worker started: %d thread(s), redis=%s, beanstalkd=%s:%d tube %s", config.max_workers,
-             mask_url(config.redis_url), *config.beanstalk_addr, config.beanstalk_tube)
+             mask_password(config.redis_url), *config.beanstalk_addr, config.beanstalk_tube)
     heartbeat = Heartbeat(redis, config.max_workers, worker.jobs_done, stop)
     threads = start_threads(worker.run, config.max_workers, "worker")
     # Two helpers: the sweeper re-queues lost jobs, the heartbeat says this process is alive.

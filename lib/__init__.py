@@ -1,1 +1,2 @@
-"""paypoc's code, a package per role. Imports point one way: devtools -> api and worker -> store -> http."""
+"""paypoc's code, a package per role. Imports point one way: devtools -> api and worker -> store ->
+runtime; the api also uses http, the plumbing."""

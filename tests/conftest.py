@@ -9,32 +9,44 @@ import uuid
 from wsgiref.util import setup_testing_defaults
 from wsgiref.validate import validator
 
+from decimal import Decimal
+
 import greenstalk
 import pytest
 
-from lib.api.admission import Admission
 from lib.api.app import create_app
-from lib.api.ratelimit import TokenBucket
 from lib.devtools.local_servers import free_port, local_beanstalkd, local_redis, missing
 from lib.devtools.processes import Process, answers, wait_for
-from lib.store.config import load_config
+from lib.runtime.config import load_config
+from lib.store import keys
+from lib.store.attempts import Attempts
 from lib.store.jobqueue import JobQueue, job_ttr
-from lib.store.payments import new_payment
+from lib.store.payments import Admission, Payment, PaymentStore
+from lib.store.ratelimit import RateLimit
 from lib.store.redis_client import open_redis
-from lib.worker.attempts import Attempts
 from lib.worker.jobs import PaymentJobs
 from lib.worker.processor import SimulatedProcessor
 from lib.worker.threads import PaymentWorker, start_threads
 
 WALKTHROUGH_BODY = {"user_Id": "user_123", "amount": 1500, "currency": "XAF"}
-NO_LIMIT = TokenBucket(capacity=1_000_000, window=1)
+NO_LIMIT = RateLimit(capacity=1_000_000, window=1)
 
 
 def store_payment(redis, user_id="u"):
     """A new PENDING payment stored (and indexed) as the API stores one; returns it."""
-    payment = new_payment(user_id, "5", "USD")
-    assert Admission(redis, NO_LIMIT).admit(payment).outcome == "created"
+    payment = Payment.new(user_id, Decimal(5), "USD")
+    assert PaymentStore(redis).admit(payment, NO_LIMIT).outcome is Admission.CREATED
     return payment
+
+
+def charges_made(redis):
+    """How many payments the simulated processor has charged (each at most once)."""
+    return redis.hlen(keys.charges())
+
+
+def charge_requests(redis):
+    """How many charge requests the simulated processor has received, replays and refusals included."""
+    return int(redis.get(keys.charge_requests()) or 0)
 
 
 def pytest_configure(config):
@@ -218,7 +230,7 @@ def run_worker(env, redis):
         stop = threading.Event()
         attempts = Attempts(redis, job_ttr(config.processing_delay), config.max_attempts)
         processor = SimulatedProcessor(redis, config.processing_delay, config.failure_rate)
-        jobs = PaymentJobs(attempts, processor, config.max_attempts, config.retry_delay)
+        jobs = PaymentJobs(attempts, processor, config.retry_delay)
         worker = PaymentWorker(config.beanstalk_addr, config.beanstalk_tube, jobs, stop)
         stops.append(stop)
         threads.extend(start_threads(worker.run, config.max_workers, "worker"))

@@ -6,6 +6,7 @@ import uuid
 import pytest
 
 from lib.http.jsonio import MAX_BODY_BYTES
+from lib.store import keys
 from tests.conftest import WALKTHROUGH_BODY, store_payment
 
 
@@ -30,8 +31,8 @@ def test_post_stores_a_pending_payment_queues_its_job_and_points_to_it(client, r
     assert str(uuid.UUID(payment["id"], version=4)) == payment["id"]
     assert payment["initiated_at"].endswith("Z") and payment["updated_at"] == payment["initiated_at"]
     assert headers["Location"] == f"/payments/{payment['id']}"
-    assert redis.hget(f"payment:{payment['id']}", "status") == "PENDING"
-    assert redis.zscore("payments:unfinished", payment["id"]) is not None  # the sweeper can find it
+    assert redis.hget(keys.payment(payment['id']), "status") == "PENDING"
+    assert redis.zscore(keys.unfinished(), payment["id"]) is not None  # the sweeper can find it
     job = tube.reserve(timeout=0)
     assert json.loads(job.body) == {"payment_id": payment["id"]}
 
@@ -72,7 +73,7 @@ def test_wrong_method_is_405_with_allow(client, method, path, allow):
 
 @pytest.mark.parametrize("path", ["/health", "/payments/{stored}", f"/payments/{uuid.uuid4()}", "/payments"])
 def test_head_answers_as_get_would_with_no_body(client, redis, path):
-    path = path.format(stored=store_payment(redis)["id"])
+    path = path.format(stored=store_payment(redis).id)
     get_status, get_headers, get_body = client.request_raw("GET", path)
     head_status, head_headers, head_body = client.request_raw("HEAD", path)
     assert head_status == get_status and head_body == b"" and get_body != b""
@@ -102,7 +103,7 @@ def test_body_over_64_kib_is_413(client, redis):
     raw = json.dumps({"user_id": "u", "amount": 1, "currency": "USD", "pad": "x" * MAX_BODY_BYTES}).encode()
     status, _, body = client.post_payment(raw)
     assert status == 413 and "larger than" in body["error"]
-    assert redis.keys("payment:*") == []
+    assert redis.keys(keys.payment("*")) == []
 
 
 def test_body_longer_than_its_content_length_claims_is_not_read_past_the_limit(client):
@@ -147,7 +148,7 @@ def test_an_unexpected_error_is_500_without_a_traceback(client, monkeypatch):
     def broken(payment):
         raise RuntimeError("secret internals")
 
-    from lib.api import app as api
-    monkeypatch.setattr(api, "to_json", broken)
+    from lib.store.payments import Payment
+    monkeypatch.setattr(Payment, "to_json", broken)
     status, _, body = client.post_payment(WALKTHROUGH_BODY)
     assert (status, body) == (500, {"error": "internal error"})

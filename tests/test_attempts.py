@@ -5,106 +5,126 @@ import time
 
 import pytest
 
-from lib.store.payments import COMPLETED, FAILED, PENDING
-from lib.worker.attempts import Attempts
+from decimal import Decimal
+
+from lib.store import keys
+from lib.store.attempts import Attempts, BeginOutcome, EndOutcome
+from lib.store.payments import Status
 from lib.worker.jobs import failure_reason
-from lib.worker.processor import ChargeDeclined, SimulatedProcessor, charge_requests, charges_made
-from tests.conftest import store_payment
+from lib.worker.processor import ChargeDeclined, SimulatedProcessor
+from tests.conftest import charge_requests, charges_made, store_payment
+
+COMPLETED, FAILED, PENDING = Status.COMPLETED, Status.FAILED, Status.PENDING
 
 
 def stored_payment(redis):
-    return store_payment(redis)["id"]
+    return store_payment(redis).id
+
+
+def summary(begun):
+    """(outcome, lease, attempts, interrupted) of a Begun."""
+    return begun.outcome, begun.lease, begun.payment.attempts, begun.interrupted
 
 
 def test_begin_starts_a_pending_payment_and_counts_the_attempt(redis):
     payment_id = stored_payment(redis)
-    assert Attempts(redis, 60, 3).begin(payment_id, "1") == \
-        ("started", 1, 1, 0, {"user_id": "u", "amount": "5", "currency": "USD"})
-    assert redis.hget(f"payment:{payment_id}", "status") == "PROCESSING"
+    begun = Attempts(redis, 60, 3).begin(payment_id, 1)
+    assert summary(begun) == (BeginOutcome.STARTED, 1, 1, 0) and not begun.last_attempt
+    assert begun.payment[1:5] == ("u", Decimal(5), "USD", Status.PROCESSING)
+    assert redis.hget(keys.payment(payment_id), "status") == "PROCESSING"
+
+
+def test_the_last_attempt_is_marked_as_such(redis):
+    payment_id = stored_payment(redis)
+    attempts = Attempts(redis, 60, 2)
+    assert not attempts.begin(payment_id, 1).last_attempt
+    assert attempts.begin(payment_id, 1).last_attempt  # the second of two
 
 
 def test_a_different_job_is_busy_while_the_lease_is_live(redis):
     payment_id = stored_payment(redis)
     attempts = Attempts(redis, 60, 3)
-    attempts.begin(payment_id, "1")
-    assert attempts.begin(payment_id, "2").outcome == "busy"
+    attempts.begin(payment_id, 1)
+    assert attempts.begin(payment_id, 2).outcome is BeginOutcome.BUSY
 
 
 def test_the_same_job_redelivered_takes_over_at_once_and_the_attempt_before_counts_as_interrupted(redis):
     payment_id = stored_payment(redis)
     attempts = Attempts(redis, 60, 3)
-    attempts.begin(payment_id, "1")
-    assert attempts.begin(payment_id, "1")[:4] == ("started", 2, 2, 1)
+    attempts.begin(payment_id, 1)
+    assert summary(attempts.begin(payment_id, 1)) == ("started", 2, 2, 1)
 
 
 def test_any_job_takes_over_once_the_lease_has_run_out(redis):
     payment_id = stored_payment(redis)
     attempts = Attempts(redis, lease_seconds=0.2, max_attempts=3)
-    attempts.begin(payment_id, "1")
+    attempts.begin(payment_id, 1)
     time.sleep(0.3)
-    assert attempts.begin(payment_id, "2")[:2] == ("started", 2)
+    assert summary(attempts.begin(payment_id, 2))[:2] == ("started", 2)
 
 
 def test_an_attempt_that_lost_its_lease_cannot_end_the_payment(redis):
     payment_id = stored_payment(redis)
     attempts = Attempts(redis, 60, 3)
-    attempts.begin(payment_id, "1")
-    attempts.begin(payment_id, "1")  # taken over: lease 2 holds it now
-    assert attempts.end(payment_id, 1, FAILED, reason="late") == "PROCESSING under lease 2"
-    assert attempts.end(payment_id, 2, COMPLETED) is None
-    assert redis.hget(f"payment:{payment_id}", "status") == COMPLETED
+    attempts.begin(payment_id, 1)
+    attempts.begin(payment_id, 1)  # taken over: lease 2 holds it now
+    assert attempts.end(payment_id, 1, FAILED, reason="late") == (EndOutcome.LEASE_LOST, Status.PROCESSING, 2)
+    assert attempts.end(payment_id, 2, COMPLETED).outcome is EndOutcome.ENDED
+    assert redis.hget(keys.payment(payment_id), "status") == COMPLETED
 
 
 def test_with_no_attempt_left_the_lease_is_taken_to_settle_the_payment(redis):
     payment_id = stored_payment(redis)
     attempts = Attempts(redis, 60, max_attempts=2)
-    attempts.begin(payment_id, "1")
-    attempts.begin(payment_id, "1")  # the first attempt was interrupted
-    assert attempts.begin(payment_id, "1")[:4] == ("exhausted", 3, 2, 2)  # and so was the second
-    assert attempts.end(payment_id, 2, FAILED) is not None  # the lease is the settling one's
-    assert attempts.end(payment_id, 3, FAILED, reason="crashed") is None
+    attempts.begin(payment_id, 1)
+    attempts.begin(payment_id, 1)  # the first attempt was interrupted
+    assert summary(attempts.begin(payment_id, 1)) == ("settle", 3, 2, 2)  # and so was the second
+    assert attempts.end(payment_id, 2, FAILED).outcome is EndOutcome.LEASE_LOST  # the lease is the settling one's
+    assert attempts.end(payment_id, 3, FAILED, reason="crashed").outcome is EndOutcome.ENDED
 
 
 def test_a_finished_payment_never_moves_again(redis):
     payment_id = stored_payment(redis)
     attempts = Attempts(redis, 60, 3)
-    attempts.begin(payment_id, "1")
+    attempts.begin(payment_id, 1)
     attempts.end(payment_id, 1, COMPLETED)
-    assert attempts.begin(payment_id, "9")[:3] == (COMPLETED, 0, 1)
-    assert attempts.end(payment_id, 1, PENDING) is not None
-    assert redis.hget(f"payment:{payment_id}", "status") == COMPLETED
-    assert redis.zscore("payments:unfinished", payment_id) is None
+    begun = attempts.begin(payment_id, 9)
+    assert (begun.outcome, begun.payment.status, begun.payment.attempts) == ("finished", COMPLETED, 1)
+    assert attempts.end(payment_id, 1, PENDING) == (EndOutcome.LEASE_LOST, COMPLETED, 1)
+    assert redis.hget(keys.payment(payment_id), "status") == COMPLETED
+    assert redis.zscore(keys.unfinished(), payment_id) is None
 
 
 def test_a_duplicate_job_for_a_finished_payment_takes_it_out_of_the_unfinished_index(redis):
     payment_id = stored_payment(redis)
     attempts = Attempts(redis, 60, 3)
-    attempts.begin(payment_id, "1")
+    attempts.begin(payment_id, 1)
     attempts.end(payment_id, 1, COMPLETED)
-    redis.zadd("payments:unfinished", {payment_id: 0})  # put back by a sweeper that lost a race
-    assert attempts.begin(payment_id, "2").outcome == COMPLETED
-    assert redis.zscore("payments:unfinished", payment_id) is None  # so it is not re-queued again
+    redis.zadd(keys.unfinished(), {payment_id: 0})  # put back by a sweeper that lost a race
+    assert attempts.begin(payment_id, 2).outcome is BeginOutcome.FINISHED
+    assert redis.zscore(keys.unfinished(), payment_id) is None  # so it is not re-queued again
 
 
 def test_a_retry_puts_the_payment_back_to_pending_stamped_with_when_it_is_due(redis):
     payment_id = stored_payment(redis)
     attempts = Attempts(redis, 60, 3)
-    attempts.begin(payment_id, "1")
+    attempts.begin(payment_id, 1)
     before = time.time()
-    assert attempts.end(payment_id, 1, PENDING, retry_in=4) is None
-    assert redis.hget(f"payment:{payment_id}", "status") == PENDING
-    assert before + 4 - 1 <= redis.zscore("payments:unfinished", payment_id) <= time.time() + 4 + 1
+    assert attempts.end(payment_id, 1, PENDING, retry_in=4).outcome is EndOutcome.ENDED
+    assert redis.hget(keys.payment(payment_id), "status") == PENDING
+    assert before + 4 - 1 <= redis.zscore(keys.unfinished(), payment_id) <= time.time() + 4 + 1
 
 
 def test_an_attempt_is_stamped_with_the_end_of_its_lease(redis):
     payment_id = stored_payment(redis)
     before = time.time()
-    Attempts(redis, lease_seconds=30, max_attempts=3).begin(payment_id, "1")
-    assert before + 30 - 1 <= redis.zscore("payments:unfinished", payment_id) <= time.time() + 30 + 1
+    Attempts(redis, lease_seconds=30, max_attempts=3).begin(payment_id, 1)
+    assert before + 30 - 1 <= redis.zscore(keys.unfinished(), payment_id) <= time.time() + 30 + 1
 
 
 def test_an_unknown_payment_is_missing(redis):
-    assert Attempts(redis, 60, 3).begin("00000000-0000-4000-8000-000000000000", "1").outcome == "missing"
+    begun = Attempts(redis, 60, 3).begin("00000000-0000-4000-8000-000000000000", 1)
+    assert (begun.outcome, begun.payment) == (BeginOutcome.MISSING, None)
 
 
 @pytest.mark.parametrize("attempts, interrupted, declined, reason", [
@@ -122,10 +142,10 @@ def test_a_failure_reason_says_which_attempts_were_interrupted_and_which_decline
 def test_a_settling_cut_short_does_not_count_as_an_interrupted_attempt(redis):
     payment_id = stored_payment(redis)
     attempts = Attempts(redis, 60, max_attempts=1)
-    attempts.begin(payment_id, "1")
+    attempts.begin(payment_id, 1)
     attempts.end(payment_id, 1, PENDING, retry_in=0)  # declined: the only attempt is used up
-    assert attempts.begin(payment_id, "1")[:4] == ("exhausted", 2, 1, 0)  # settling; its worker dies
-    assert attempts.begin(payment_id, "1")[:4] == ("exhausted", 3, 1, 0)  # still one declined, none interrupted
+    assert summary(attempts.begin(payment_id, 1)) == ("settle", 2, 1, 0)  # settling; its worker dies
+    assert summary(attempts.begin(payment_id, 1)) == ("settle", 3, 1, 0)  # still one declined, none interrupted
 
 
 def test_the_processor_charges_a_payment_once_however_often_it_is_asked(redis):

@@ -11,7 +11,8 @@ import pytest
 
 from lib.devtools.processes import http, wait_for
 from lib.store.redis_client import open_redis
-from lib.worker.processor import CANCEL_LUA, CHARGE_LUA, charge_requests, charges_made
+from lib.worker.processor import CANCEL_LUA, CHARGE_LUA
+from tests.conftest import charge_requests, charges_made
 from tests.faults import FaultProxy
 
 

@@ -89,7 +89,7 @@ def test_the_app_image_is_slim_runs_as_a_non_root_user_and_starts_the_api():
 
 
 def test_env_example_lists_every_setting_with_its_default_and_the_stack_password():
-    from lib.store.config import SETTINGS
+    from lib.runtime.config import SETTINGS
     example = dict(line.split("=", 1) for line in read(".env.example").splitlines()
                    if line and not line.startswith("#"))
     assert example == {**{name: default for name, _, default in SETTINGS}, "REDIS_PASSWORD": ""}

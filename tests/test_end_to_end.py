@@ -12,7 +12,7 @@ import pytest
 
 from lib.devtools.local_servers import free_port
 from lib.devtools.processes import ROOT, http, wait_for
-from lib.store.config import ConfigError, load_config
+from lib.runtime.config import ConfigError, load_config
 
 WALKTHROUGH_POST = b'''{
     "user_Id": "user_123",

@@ -8,8 +8,7 @@ import pytest
 
 from lib.devtools.local_servers import free_port, local_redis
 from lib.devtools.processes import http, wait_for
-from lib.store.config import load_config
-from lib.store.redis_client import mask_url
+from lib.runtime.config import load_config, mask_password
 from tests.conftest import WALKTHROUGH_BODY
 
 SAFE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Content-Type": "application/json"}
@@ -49,9 +48,9 @@ def test_the_api_binds_to_loopback_unless_told_otherwise():
 
 
 def test_a_password_in_a_url_is_masked():
-    assert mask_url("redis://:s3cret@redis:6379/0") == "redis://:***@redis:6379/0"
-    assert mask_url("redis://user:s3cret@redis:6379/0") == "redis://user:***@redis:6379/0"
-    assert mask_url("redis://localhost:6379/0") == "redis://localhost:6379/0"
+    assert mask_password("redis://:s3cret@redis:6379/0") == "redis://:***@redis:6379/0"
+    assert mask_password("redis://user:s3cret@redis:6379/0") == "redis://user:***@redis:6379/0"
+    assert mask_password("redis://localhost:6379/0") == "redis://localhost:6379/0"
 
 
 @pytest.fixture

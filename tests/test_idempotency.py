@@ -5,11 +5,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from lib.api.admission import Admission
-from lib.api.idempotency import record_key
-from lib.api.ratelimit import TokenBucket
+from decimal import Decimal
+
 from lib.devtools.processes import wait_for
-from lib.store.payments import new_payment
+from lib.store import keys
+from lib.store.payments import Admission, Payment, PaymentStore
+from lib.store.ratelimit import RateLimit
 from tests.conftest import WALKTHROUGH_BODY
 
 KEY = {"HTTP_IDEMPOTENCY_KEY": "order-42"}
@@ -25,7 +26,7 @@ def test_a_retry_with_the_same_key_and_body_replays_the_first_response(client, r
     assert (status, body) == (first_status, first_body) == (201, first_body)
     assert headers["Idempotent-Replayed"] == "true" and headers["Location"] == first_headers["Location"]
     assert "Idempotent-Replayed" not in first_headers
-    assert len(redis.keys("payment:*")) == 1
+    assert len(redis.keys(keys.payment("*"))) == 1
 
 
 def test_a_replay_spends_no_rate_limit_token(client):
@@ -41,7 +42,7 @@ def test_the_same_key_with_a_different_body_is_422(client, redis):
     post(client)
     status, _, body = post(client, {**WALKTHROUGH_BODY, "amount": 1501})
     assert status == 422 and "different request body" in body["error"]
-    assert len(redis.keys("payment:*")) == 1
+    assert len(redis.keys(keys.payment("*"))) == 1
 
 
 def test_twenty_concurrent_requests_with_one_key_make_exactly_one_payment(client, redis):
@@ -49,17 +50,17 @@ def test_twenty_concurrent_requests_with_one_key_make_exactly_one_payment(client
         answers = list(pool.map(lambda _: post(client), range(20)))
     # Admission is one atomic step: one request creates, the nineteen others are its replays.
     assert [status for status, _, _ in answers] == [201] * 20
-    assert len({body["data"]["id"] for _, _, body in answers}) == 1 and len(redis.keys("payment:*")) == 1
+    assert len({body["data"]["id"] for _, _, body in answers}) == 1 and len(redis.keys(keys.payment("*"))) == 1
     assert sum(headers.get("Idempotent-Replayed") == "true" for _, headers, _ in answers) == 19
 
 
 def test_a_key_is_forgotten_after_24_hours(client, redis):
     first = post(client)[2]["data"]["id"]
-    record = record_key("user_123", "order-42")
+    record = keys.idempotency("user_123", "order-42")
     assert 86_000 < redis.ttl(record) <= 86_400
     redis.pexpire(record, 1)  # let the 24 hours pass
     assert wait_for(lambda: not redis.exists(record))
-    redis.delete("ratelimit:user_123")
+    redis.delete(keys.rate_limit("user_123"))
     _, headers, body = post(client)
     assert body["data"]["id"] != first and "Idempotent-Replayed" not in headers
 
@@ -73,7 +74,7 @@ def test_keys_are_scoped_to_the_user(client, redis):
     post(client)
     status, headers, _ = post(client, {**WALKTHROUGH_BODY, "user_Id": "someone_else"})
     assert status == 201 and "Idempotent-Replayed" not in headers
-    assert len(redis.keys("payment:*")) == 2
+    assert len(redis.keys(keys.payment("*"))) == 2
 
 
 @pytest.mark.parametrize("key", ["", "   ", "x" * 256, '""', "caf\u00e9", "tab\there"])
@@ -96,10 +97,11 @@ def test_a_rate_limited_request_does_not_keep_its_key(client, redis):
 
 
 def test_a_replay_queues_the_payments_job_in_case_the_first_request_died_before_it_could(client, redis, tube):
-    user, amount, currency = WALKTHROUGH_BODY["user_Id"], "1500", WALKTHROUGH_BODY["currency"]
+    user, amount, currency = WALKTHROUGH_BODY["user_Id"], Decimal(1500), WALKTHROUGH_BODY["currency"]
     # As an API killed between admission and queuing leaves it: stored, keyed, no job.
-    first = new_payment(user, amount, currency)
-    assert Admission(redis, TokenBucket(5, 60)).admit(first, "order-42", {"data": "first"}).outcome == "created"
+    first = Payment.new(user, amount, currency)
+    admitted = PaymentStore(redis).admit(first, RateLimit(5, 60), "order-42", '{"data": "first"}')
+    assert admitted.outcome is Admission.CREATED
     status, headers, _ = post(client)
     assert status == 201 and headers["Idempotent-Replayed"] == "true"
-    assert json.loads(tube.reserve(timeout=0).body) == {"payment_id": first["id"]}
+    assert json.loads(tube.reserve(timeout=0).body) == {"payment_id": first.id}

@@ -1,5 +1,5 @@
-"""The layout holds: packages import one way only (devtools -> api and worker -> store -> http),
-and the entry points and the image's code never import the dev tools."""
+"""The layout holds: packages import one way only (devtools -> api and worker -> store -> runtime,
+and the api -> http), and the entry points and the image's code never import the dev tools."""
 
 import ast
 from pathlib import Path
@@ -11,15 +11,16 @@ from lib.devtools.processes import ROOT
 # What each package of lib/ may import of paypoc's own code.
 MAY_IMPORT = {
     "http": {"http"},
-    "store": {"store", "http"},
-    "api": {"api", "store", "http"},
-    "worker": {"worker", "store"},
-    "devtools": {"devtools", "api", "worker", "store", "http"},
+    "runtime": {"runtime"},
+    "store": {"store", "runtime"},
+    "api": {"api", "store", "runtime", "http"},
+    "worker": {"worker", "store", "runtime"},
+    "devtools": {"devtools", "api", "worker", "store", "runtime", "http"},
 }
 
 
 def imported_packages(path):
-    """The lib packages a module imports: lib.store.config -> store."""
+    """The lib packages a module imports: lib.runtime.config -> runtime."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \

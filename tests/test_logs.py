@@ -9,7 +9,7 @@ from lib.devtools.processes import ROOT
 
 SCRIPT = """
 import logging
-from lib.store.logs import configure_logging
+from lib.runtime.logs import configure_logging
 configure_logging(logging.INFO)
 logging.getLogger("paypoc.worker").info("Worker #%d started", 1)
 logging.getLogger("paypoc.worker").debug("not shown at INFO")

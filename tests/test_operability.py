@@ -7,8 +7,8 @@ import time
 import pytest
 
 from lib.devtools.processes import http, wait_for
-from lib.store.metrics import RequestDurations, escape_label, render
-from lib.store.workers import WORKERS_KEY, worker_key
+from lib.api.metrics import RequestDurations, escape_label, render
+from lib.store import keys
 from tests.conftest import WALKTHROUGH_BODY
 
 
@@ -120,7 +120,7 @@ def test_metrics_follow_the_text_format_and_count_what_happened(make_client, red
     api_two.post_payment(WALKTHROUGH_BODY)  # the third for user_123: rate-limited
     api_one.request("GET", "/nowhere")
     run_worker()
-    assert wait_for(lambda: redis.hget("metrics:counters", "payments_completed") == "2")
+    assert wait_for(lambda: redis.hget(keys.counters(), "payments_completed") == "2")
     status, headers, text = api_two.request_text("GET", "/metrics")
     assert status == 200 and headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
     families, declared = parse_exposition(text)
@@ -137,9 +137,9 @@ def test_metrics_follow_the_text_format_and_count_what_happened(make_client, red
 def test_failures_and_retries_are_counted(client, redis, run_worker):
     client.post_payment(WALKTHROUGH_BODY)
     run_worker(failure_rate=1, max_attempts=2, retry_delay=0)
-    assert wait_for(lambda: redis.hget("metrics:counters", "payments_failed") == "1")
-    assert redis.hget("metrics:counters", "payments_retried") == "1"
-    assert redis.hgetall("metrics:payments_by_status") == {"PENDING": "0", "PROCESSING": "0", "FAILED": "1"}
+    assert wait_for(lambda: redis.hget(keys.counters(), "payments_failed") == "1")
+    assert redis.hget(keys.counters(), "payments_retried") == "1"
+    assert redis.hgetall(keys.status_counts()) == {"PENDING": "0", "PROCESSING": "0", "FAILED": "1"}
 
 
 @pytest.mark.filterwarnings("ignore:Unknown REQUEST_METHOD")  # wsgiref's validator; invented on purpose
@@ -187,9 +187,9 @@ def test_every_live_worker_process_shows_and_a_dead_one_goes(api, launch, redis)
     assert [w["pid"] for w in http("GET", f"{api}/queue")[2]["workers"]] == [workers[1].pid]
     workers[1].stop(signal.SIGKILL)  # a killed one expires; let its time run out
     killed = [w["id"] for w in listed if w["pid"] == workers[1].pid][0]
-    redis.pexpire(worker_key(killed), 1)
+    redis.pexpire(keys.worker(killed), 1)
     assert wait_for(lambda: http("GET", f"{api}/queue")[2]["workers"] == [])
-    assert redis.smembers(WORKERS_KEY) == set()
+    assert redis.smembers(keys.workers()) == set()
 
 
 def test_queue_and_metrics_answer_503_fast_when_beanstalkd_is_down(make_client):

@@ -7,7 +7,7 @@ import time
 import greenstalk
 import pytest
 
-from lib.store.payments import UNFINISHED_KEY
+from lib.store import keys
 from lib.store.redis_client import open_redis
 from tests.conftest import WALKTHROUGH_BODY
 
@@ -51,8 +51,8 @@ def test_beanstalkd_stopped_still_accepts_the_payment_and_leaves_it_to_the_sweep
     (status, _, body), seconds = timed(lambda: app_client.post_payment(WALKTHROUGH_BODY))
     assert status == 201 and seconds < CONTRACT_SECONDS
     redis = open_redis(f"redis://127.0.0.1:{own_servers['redis'].port}/0")
-    assert redis.hget(f"payment:{body['data']['id']}", "status") == "PENDING"
-    assert redis.zscore(UNFINISHED_KEY, body["data"]["id"]) == 0  # due for the sweeper at once
+    assert redis.hget(keys.payment(body['data']['id']), "status") == "PENDING"
+    assert redis.zscore(keys.unfinished(), body["data"]["id"]) == 0  # due for the sweeper at once
 
 
 def test_api_reconnects_once_beanstalkd_is_back(app_client, own_servers, env):

@@ -10,8 +10,9 @@ import pytest
 
 from lib.devtools.local_servers import free_port
 from lib.devtools.processes import ROOT, Process, answers, http, wait_for
+from lib.store import keys
 from lib.store.jobqueue import encode_job
-from lib.store.payments import COMPLETED, payment_key
+from lib.store.payments import Status
 from tests.conftest import WALKTHROUGH_BODY, store_payment
 
 PAYMENT_REDIS_TRIPS = 3  # a payment job's: Attempts.begin, the processor's charge, Attempts.end
@@ -69,7 +70,7 @@ def test_a_post_is_one_redis_script_and_one_put(client, count_commands):
 
 
 def test_a_get_is_one_hgetall(client, redis, count_commands):
-    payment_id = store_payment(redis)["id"]
+    payment_id = store_payment(redis).id
     client.request("GET", f"/payments/{payment_id}")  # the first call connects
 
     def get_three():
@@ -80,7 +81,7 @@ def test_a_get_is_one_hgetall(client, redis, count_commands):
 
 
 def test_the_benchs_get_floor_makes_the_same_hgetall_and_answers_hello(redis, env, count_commands, tmp_path):
-    key = payment_key(store_payment(redis)["id"])
+    key = keys.payment(store_payment(redis).id)
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     server = Process(["-m", "lib.devtools.bench", "hello", str(port), "2", env["REDIS_URL"], key], {},
@@ -102,7 +103,7 @@ def test_a_payment_job_is_three_redis_scripts_and_one_delete(client, redis, env,
         return tube.stats_tube(env["BEANSTALK_TUBE"])["cmd-delete"]
 
     assert wait_for(lambda: deleted() == 1)
-    stored = [store_payment(redis)["id"] for _ in range(3)]  # stored now, so their writes go uncounted
+    stored = [store_payment(redis).id for _ in range(3)]  # stored now, so their writes go uncounted
 
     def take_three():
         for payment_id in stored:
@@ -110,7 +111,7 @@ def test_a_payment_job_is_three_redis_scripts_and_one_delete(client, redis, env,
         assert wait_for(lambda: deleted() == 4)  # a job is deleted after its payment's last write
 
     assert count_commands(take_three, 3) == ({"evalsha": 3 * PAYMENT_REDIS_TRIPS}, {"cmd-put": 3, "cmd-delete": 3})
-    assert all(redis.hget(f"payment:{payment_id}", "status") == COMPLETED for payment_id in stored)
+    assert all(redis.hget(keys.payment(payment_id), "status") == Status.COMPLETED for payment_id in stored)
 
 
 def test_the_benchs_round_trip_baselines_make_the_redis_calls_they_stand_for(redis, env, beanstalkd_server,

@@ -8,10 +8,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from lib.devtools.local_servers import free_port
+from lib.store import keys
+from lib.store.attempts import Attempts
 from lib.store.jobqueue import JobQueue, QueueUnavailable
-from lib.store.payments import UNFINISHED_KEY, PaymentStore
+from lib.store.payments import PaymentStore
 from lib.worker.sweeper import Sweeper
 from tests.conftest import store_payment
+
+UNFINISHED = keys.unfinished()
 
 
 @pytest.fixture
@@ -21,7 +25,11 @@ def queue(env):
 
 
 def add_payments(redis, count):
-    return PaymentStore(redis), [store_payment(redis)["id"] for _ in range(count)]
+    return PaymentStore(redis), [store_payment(redis).id for _ in range(count)]
+
+
+def sweeper(redis, queue, stale_after):
+    return Sweeper(Attempts(redis, 60, 3), PaymentStore(redis), queue, stale_after, threading.Event())
 
 
 def queued_ids(tube):
@@ -36,28 +44,28 @@ def queued_ids(tube):
 def test_only_payments_past_their_time_are_requeued(redis, queue, tube):
     store, (due, fresh) = add_payments(redis, 2)
     store.mark_due(due)
-    assert Sweeper(redis, queue, 60, threading.Event()).sweep() == 1
+    assert sweeper(redis, queue, 60).sweep() == 1
     assert queued_ids(tube) == [due]
     # A claimed payment is re-stamped now, so it is stale again only after another STALE_AFTER.
-    assert abs(redis.zscore(UNFINISHED_KEY, due) - time.time()) < 2
-    assert Sweeper(redis, queue, 60, threading.Event()).sweep() == 0
+    assert abs(redis.zscore(UNFINISHED, due) - time.time()) < 2
+    assert sweeper(redis, queue, 60).sweep() == 0
 
 
 def test_a_payment_left_pending_longer_than_stale_after_is_requeued(redis, queue, tube):
     _, ids = add_payments(redis, 1)
-    sweeper = Sweeper(redis, queue, 1, threading.Event())
-    assert sweeper.sweep() == 0
+    one_second = sweeper(redis, queue, 1)
+    assert one_second.sweep() == 0
     time.sleep(2.1)  # Redis TIME has whole-second scores here: past 1 s for certain
-    assert sweeper.sweep() == 1 and queued_ids(tube) == ids
+    assert one_second.sweep() == 1 and queued_ids(tube) == ids
 
 
 def test_concurrent_sweepers_never_claim_the_same_payment(redis, queue, tube):
     store, ids = add_payments(redis, 200)
     for payment_id in ids:
         store.mark_due(payment_id)
-    sweepers = [Sweeper(redis, queue, 60, threading.Event()) for _ in range(4)]
+    sweepers = [sweeper(redis, queue, 60) for _ in range(4)]
     with ThreadPoolExecutor(4) as pool:
-        counts = list(pool.map(lambda sweeper: sweeper.sweep(), sweepers))
+        counts = list(pool.map(lambda each: each.sweep(), sweepers))
     assert sum(counts) == 200 and sorted(queued_ids(tube)) == sorted(ids)
 
 
@@ -67,14 +75,14 @@ def test_payments_that_could_not_be_queued_stay_due(redis, env):
         store.mark_due(payment_id)
     nowhere = JobQueue(("127.0.0.1", free_port()), env["BEANSTALK_TUBE"], ttr=60)
     with pytest.raises(QueueUnavailable):
-        Sweeper(redis, nowhere, 60, threading.Event()).sweep()
-    assert [redis.zscore(UNFINISHED_KEY, payment_id) for payment_id in ids] == [0, 0, 0]
+        sweeper(redis, nowhere, 60).sweep()
+    assert [redis.zscore(UNFINISHED, payment_id) for payment_id in ids] == [0, 0, 0]
 
 
 def test_a_payment_that_finished_meanwhile_is_not_marked_due_again(redis):
     # The sweeper (or the API) could not queue the job, and a worker finished the payment from
     # an older one before it marks the payment due: marking it must not bring it back.
     store, (payment_id,) = add_payments(redis, 1)
-    redis.zrem(UNFINISHED_KEY, payment_id)  # as Attempts.end leaves a finished payment
+    redis.zrem(UNFINISHED, payment_id)  # as Attempts.end leaves a finished payment
     store.mark_due(payment_id)
-    assert redis.zscore(UNFINISHED_KEY, payment_id) is None
+    assert redis.zscore(UNFINISHED, payment_id) is None

@@ -10,7 +10,9 @@ from lib.http.jsonio import parse_json
 
 
 def parse(text):
-    return parse_payment_request(parse_json(text.encode()))
+    """(user_id, amount as the store writes it, currency) of a POST body."""
+    user_id, amount, currency = parse_payment_request(parse_json(text.encode()))
+    return user_id, format(amount, "f"), currency
 
 
 def error_of(text):

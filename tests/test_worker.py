@@ -5,16 +5,19 @@ import logging
 import pytest
 
 from lib.devtools.processes import wait_for
+from lib.store import keys
 from lib.store.jobqueue import encode_job
-from lib.store.payments import COMPLETED, FAILED, PROCESSING
-from lib.worker.attempts import Attempts
+from lib.store.attempts import Attempts, BeginOutcome
+from lib.store.payments import Status
 from lib.worker.jobs import retry_delay
-from lib.worker.processor import SimulatedProcessor, charge_requests, charges_made
-from tests.conftest import WALKTHROUGH_BODY, store_payment
+from lib.worker.processor import SimulatedProcessor
+from tests.conftest import WALKTHROUGH_BODY, charge_requests, charges_made, store_payment
+
+COMPLETED, FAILED, PROCESSING = Status.COMPLETED, Status.FAILED, Status.PROCESSING
 
 
 def status_of(redis, payment_id):
-    return redis.hget(f"payment:{payment_id}", "status")
+    return redis.hget(keys.payment(payment_id), "status")
 
 
 def test_a_posted_payment_is_completed_with_the_originals_log_lines(client, redis, run_worker, caplog):
@@ -51,23 +54,23 @@ def test_a_duplicate_job_for_a_completed_payment_changes_nothing(client, redis, 
     payment_id = client.post_payment(WALKTHROUGH_BODY)[2]["data"]["id"]
     worker, _ = run_worker()
     assert wait_for(lambda: status_of(redis, payment_id) == COMPLETED)
-    finished = redis.hgetall(f"payment:{payment_id}")
+    finished = redis.hgetall(keys.payment(payment_id))
     tube.put(encode_job(payment_id))
     assert wait_for(lambda: worker.jobs_done() == 2)  # the duplicate was taken, dropped and deleted
-    assert redis.hgetall(f"payment:{payment_id}") == finished
+    assert redis.hgetall(keys.payment(payment_id)) == finished
     assert tube.stats_tube(tube.using())["current-jobs-buried"] == 0
 
 
 def test_a_job_redelivered_after_a_crash_mid_charge_completes_without_charging_twice(redis, tube, run_worker):
     payment = store_payment(redis)
-    job_id = tube.put(encode_job(payment["id"]))
+    job_id = tube.put(encode_job(payment.id))
     # As a worker killed after the charge landed leaves it: PROCESSING under this job, charged.
-    assert Attempts(redis, 60, 3).begin(payment["id"], str(job_id)).outcome == "started"
-    SimulatedProcessor(redis, 0, 0).charge(payment["id"])
+    assert Attempts(redis, 60, 3).begin(payment.id, job_id).outcome is BeginOutcome.STARTED
+    SimulatedProcessor(redis, 0, 0).charge(payment.id)
     run_worker()
-    assert wait_for(lambda: status_of(redis, payment["id"]) == COMPLETED)
+    assert wait_for(lambda: status_of(redis, payment.id) == COMPLETED)
     assert charges_made(redis) == 1 and charge_requests(redis) == 2
-    assert redis.hget(f"payment:{payment['id']}", "attempts") == "2"
+    assert redis.hget(keys.payment(payment.id), "attempts") == "2"
 
 
 def test_declined_attempts_are_retried_then_the_payment_fails_visibly(client, redis, tube, run_worker):
@@ -77,7 +80,7 @@ def test_declined_attempts_are_retried_then_the_payment_fails_visibly(client, re
     stored = client.request("GET", f"/payments/{payment_id}")[2]
     assert stored["attempts"] == 2 and stored["failure_reason"] == "declined by the simulated processor"
     assert wait_for(lambda: tube.stats_tube(tube.using())["current-jobs-buried"] == 1)
-    assert charges_made(redis) == 0 and redis.zscore("payments:unfinished", payment_id) is None
+    assert charges_made(redis) == 0 and redis.zscore(keys.unfinished(), payment_id) is None
 
 
 def test_retry_delays_double_with_jitter_within_bounds():
@@ -94,7 +97,7 @@ def test_stopping_lets_the_job_in_hand_finish(client, redis, run_worker):
     assert wait_for(lambda: status_of(redis, payment_id) == PROCESSING)
     stop.set()
     assert wait_for(lambda: status_of(redis, payment_id) == COMPLETED)
-    assert worker.jobs_done() == 1
+    assert wait_for(lambda: worker.jobs_done() == 1)  # its job deleted, after the payment's last write
 
 
 def test_many_threads_share_the_work(make_client, redis, run_worker, caplog):

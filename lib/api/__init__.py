@@ -1,3 +1,3 @@
-"""The payment API: handlers and routes, validation, currencies, the rate limit, Idempotency-Key and
-admission. May import lib.store and lib.http.
+"""The payment API: handlers and routes, validation, currencies and the /metrics page. May import
+lib.store, lib.runtime and lib.http.
 """

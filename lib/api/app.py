@@ -3,18 +3,17 @@
 import logging
 from typing import NamedTuple
 
-from lib.api.admission import LIMITED, MISMATCH, REPLAYED, Admission
-from lib.api.idempotency import parse_key
-from lib.api.ratelimit import TokenBucket
-from lib.api.validation import is_payment_id, parse_list_query, parse_payment_request
+from lib.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from lib.api.metrics import RequestDurations, render
+from lib.api.validation import is_payment_id, parse_key, parse_list_query, parse_payment_request
 from lib.http.errors import HTTPError
-from lib.http.jsonio import parse_json
+from lib.http.jsonio import dumps, parse_json
 from lib.http.wsgi import App, Request, Response
-from lib.store.config import Config
+from lib.runtime.config import Config
+from lib.store import keys
 from lib.store.jobqueue import JobQueue, QueueUnavailable
-from lib.store.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from lib.store.metrics import COUNTERS_KEY, STATUS_COUNTS_KEY, RequestDurations, render
-from lib.store.payments import PaymentStore, new_payment, to_json
+from lib.store.payments import Admission, Payment, PaymentStore, UnknownCursor
+from lib.store.ratelimit import Decision, RateLimit
 from lib.store.redis_client import REDIS_DOWN_ERRORS, ThreadRedis, describe
 from lib.store.workers import live_workers
 
@@ -31,10 +30,19 @@ class Services(NamedTuple):
 
     redis: ThreadRedis
     payments: PaymentStore
-    admission: Admission
-    limiter: TokenBucket
+    limit: RateLimit
     queue: JobQueue
     durations: RequestDurations
+
+
+def policy_header(limit: RateLimit) -> tuple[str, str]:
+    """RateLimit-Policy (draft-ietf-httpapi-ratelimit-headers): the bucket every user has."""
+    return "RateLimit-Policy", f'"default";q={limit.capacity};w={limit.window}'
+
+
+def limit_header(decision: Decision) -> tuple[str, str]:
+    """RateLimit: the user's bucket after this request, requests left and seconds until full."""
+    return "RateLimit", f'"default";r={decision.remaining};t={decision.reset}'
 
 
 def health(services: Services, request: Request) -> Response:
@@ -63,30 +71,31 @@ def ready(services: Services, request: Request) -> Response:
 def create_payment(services: Services, request: Request) -> Response:
     """Validate; admit (Idempotency-Key, rate limit and storage in one atomic step); queue; answer 201."""
     # Every answer to a POST carries RateLimit-Policy, a refusal of bad input included.
-    policy = [("RateLimit-Policy", services.limiter.policy_header)]
+    policy = [policy_header(services.limit)]
     try:
         user_id, amount, currency = parse_payment_request(request.json())
         key = parse_key(request.header("Idempotency-Key"))
     except HTTPError as error:
         raise HTTPError(error.status, error.message, policy + error.headers) from None
-    payment = new_payment(user_id, amount, currency)
-    body = {"status": "success", "message": "Payment queued successfully", "data": to_json(payment)}
+    payment = Payment.new(user_id, amount, currency)
+    body = {"status": "success", "message": "Payment queued successfully", "data": payment.to_json()}
     try:
-        admitted = services.admission.admit(payment, key, body)
+        # With a key, the 201's text is kept with it, so that a retry gets this same answer.
+        admitted = services.payments.admit(payment, services.limit, key, dumps(body) if key else "")
     except REDIS_DOWN_ERRORS as error:
         log.warning("POST /payments for user %s: 503, outcome unknown (%s)", user_id, describe(error))
         raise HTTPError(503, OUTCOME_UNKNOWN, policy + [("Retry-After", "1")]) from None
-    headers = policy + [("RateLimit", services.limiter.header(admitted.decision))]
-    if admitted.outcome == LIMITED:
+    headers = policy + [limit_header(admitted.decision)]
+    if admitted.outcome is Admission.LIMITED:
         raise HTTPError(429, RATE_LIMITED, headers + [("Retry-After", str(admitted.decision.retry_after))])
-    if admitted.outcome == MISMATCH:
+    if admitted.outcome is Admission.MISMATCH:
         raise HTTPError(422, "Idempotency-Key was already used with a different request body", headers)
     headers.append(("Location", f"/payments/{admitted.payment_id}"))
     # A replay queues the job too: the first request may have died before it could. A job too
     # many is harmless (the worker drops a job whose payment is in hand or finished).
     _queue(services, admitted.payment_id)
-    if admitted.outcome == REPLAYED:
-        return Response(201, parse_json(admitted.first_body.encode()), headers + [("Idempotent-Replayed", "true")])
+    if admitted.outcome is Admission.REPLAYED:
+        return Response(201, parse_json(admitted.first_reply.encode()), headers + [("Idempotent-Replayed", "true")])
     return Response(201, body, headers)
 
 
@@ -107,10 +116,10 @@ def list_payments(services: Services, request: Request) -> Response:
     """A user's payments, newest first, a page at a time: ?user_id=X&limit=N&starting_after=ID."""
     user_id, limit, starting_after = parse_list_query(request.query)
     try:
-        payments, has_more = services.payments.list_for_user(user_id, limit, starting_after)
-    except LookupError:
+        page = services.payments.list_for_user(user_id, limit, starting_after)
+    except UnknownCursor:
         raise HTTPError(400, "starting_after is not a payment of this user") from None
-    return Response(200, {"data": [to_json(payment) for payment in payments], "has_more": has_more})
+    return Response(200, {"data": [payment.to_json() for payment in page.payments], "has_more": page.has_more})
 
 
 def queue_status(services: Services, request: Request) -> Response:
@@ -122,8 +131,8 @@ def queue_status(services: Services, request: Request) -> Response:
 def metrics(services: Services, request: Request) -> Response:
     """Prometheus text format: counters and gauges from Redis and beanstalkd, this process's histogram."""
     with services.redis.pipeline(transaction=False) as pipe:
-        pipe.hgetall(COUNTERS_KEY)
-        pipe.hgetall(STATUS_COUNTS_KEY)
+        pipe.hgetall(keys.counters())
+        pipe.hgetall(keys.status_counts())
         counters, status_counts = pipe.execute()
     text = render(counters, status_counts, services.queue.counts(), services.durations)
     return Response(200, text, content_type=METRICS_CONTENT_TYPE)
@@ -134,7 +143,7 @@ def get_payment(services: Services, request: Request, id: str) -> Response:
     payment = services.payments.get(id) if is_payment_id(id) else None
     if payment is None:
         raise HTTPError(404, "payment not found")
-    return Response(200, to_json(payment))
+    return Response(200, payment.to_json())
 
 
 ROUTES = [
@@ -155,8 +164,8 @@ UNAVAILABLE = [
 
 
 def create_app(config: Config, redis: ThreadRedis, queue: JobQueue) -> App:
-    """The WSGI app, given the parsed config, a redis-py client and a JobQueue."""
-    limiter = TokenBucket(config.rate_limit, config.rate_limit_window)
+    """The WSGI app, given the parsed config, a Redis client and a JobQueue."""
     durations = RequestDurations()
-    services = Services(redis, PaymentStore(redis), Admission(redis, limiter), limiter, queue, durations)
+    services = Services(redis, PaymentStore(redis), RateLimit(config.rate_limit, config.rate_limit_window), queue,
+                        durations)
     return App(ROUTES, services, UNAVAILABLE, durations)

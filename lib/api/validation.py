@@ -1,13 +1,15 @@
-"""Validation of what clients send: the POST /payments body and the GET /payments query; every
-error names its field."""
+"""Validation of what clients send: the POST /payments body, its Idempotency-Key and the
+GET /payments query; every error names what it is about."""
 
 import re
 import uuid
 from decimal import Decimal
+from typing import NamedTuple
 from urllib.parse import parse_qsl
 
 from lib.api.currencies import minor_units
 from lib.http.errors import HTTPError
+from lib.runtime.config import is_digits
 
 MAX_AMOUNT = Decimal(10) ** 12
 MAX_USER_ID_LENGTH = 128
@@ -19,6 +21,17 @@ _NUMERIC_STRING = re.compile(r"[0-9]{1,13}(\.[0-9]{1,20})?")
 # Checked before anything is upper-cased: "ınr".upper() is "INR" and "ſek".upper() is "SEK", so
 # a check after normalising would take look-alike letters for an ISO code.
 _CURRENCY_CODE = re.compile(r"[A-Za-z]{3}")
+# An sf-string (RFC 8941) holds printable ASCII; draft-ietf-httpapi-idempotency-key-header
+# sends the key as one, so `"abc"` and the bare `abc` are both accepted and mean the same key.
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]{1,255}")
+
+
+class PaymentRequest(NamedTuple):
+    """A POST /payments body, checked and normalised."""
+
+    user_id: str
+    amount: Decimal  # without trailing zeros: 10.50 is 10.5
+    currency: str  # upper case
 
 
 def _invalid(message):
@@ -91,7 +104,7 @@ def _amount(body, currency):
     places = minor_units(currency)
     if -value.as_tuple().exponent > places:
         raise _invalid(f"amount has too many decimal places for {currency}: at most {places}")
-    return format(value, "f")  # the canonical spelling: plain digits, 1.5E+3 becomes 1500
+    return value
 
 
 def is_payment_id(text: str) -> bool:
@@ -102,11 +115,8 @@ def is_payment_id(text: str) -> bool:
         return False
 
 
-def parse_payment_request(body: object) -> tuple[str, str, str]:
-    """Check a decoded POST /payments body; return (user_id, amount, currency) or raise HTTPError 400.
-
-    amount comes back as its canonical decimal string, currency in upper case.
-    """
+def parse_payment_request(body: object) -> PaymentRequest:
+    """Check a decoded POST /payments body; return its fields normalised, or raise HTTPError 400."""
     if not isinstance(body, dict):
         raise _invalid("request body must be a JSON object")
     known = {"amount", "currency"}
@@ -115,7 +125,19 @@ def parse_payment_request(body: object) -> tuple[str, str, str]:
         raise _invalid(f"unknown field {unknown[0]!r}; expected user_id, amount and currency")
     user_id = _user_id(body)
     currency = _currency(body)
-    return user_id, _amount(body, currency), currency
+    return PaymentRequest(user_id, _amount(body, currency), currency)
+
+
+def parse_key(header: str | None) -> str | None:
+    """The key from an Idempotency-Key header value (None when absent), or HTTPError 400."""
+    if header is None:
+        return None
+    key = header.strip()
+    if len(key) >= 2 and key[0] == key[-1] == '"':
+        key = re.sub(r'\\(["\\])', r"\1", key[1:-1])
+    if not _PRINTABLE_ASCII.fullmatch(key):
+        raise _invalid("Idempotency-Key must be 1 to 255 printable ASCII characters")
+    return key
 
 
 def parse_list_query(query_string: str) -> tuple[str, int, str | None]:
@@ -130,7 +152,7 @@ def parse_list_query(query_string: str) -> tuple[str, int, str | None]:
     if "user_id" not in params:
         raise _invalid("user_id is required")
     limit = params.get("limit", str(DEFAULT_LIMIT))
-    if not re.fullmatch(r"[0-9]{1,3}", limit) or not 1 <= int(limit) <= MAX_LIMIT:
+    if not (is_digits(limit) and len(limit) <= 3) or not 1 <= int(limit) <= MAX_LIMIT:
         raise _invalid(f"limit must be a whole number from 1 to {MAX_LIMIT}")
     starting_after = params.get("starting_after")
     if starting_after is not None and not is_payment_id(starting_after):

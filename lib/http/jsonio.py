@@ -1,6 +1,7 @@
 """JSON in and out: a bounded, strict request-body reader and a writer that keeps money exact."""
 
 import json
+import re
 from decimal import Decimal
 
 from lib.http.errors import HTTPError
@@ -33,7 +34,7 @@ def read_json_body(environ: dict, limit: int = MAX_BODY_BYTES) -> object:
         raise HTTPError(415, "Content-Type must be application/json")
     length_text = environ.get("CONTENT_LENGTH") or "0"
     # ASCII digits only: int() would also take "１２", " 12" and "1_2".
-    if not (length_text.isascii() and length_text.isdigit()):
+    if not re.fullmatch(r"[0-9]{1,12}", length_text):
         raise HTTPError(400, "Content-Length must be a whole number")
     length = int(length_text)
     if length > limit:

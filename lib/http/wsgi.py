@@ -5,7 +5,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from typing import NamedTuple, Protocol
 
@@ -60,12 +60,12 @@ class Response(NamedTuple):
 
     status: int
     body: object
-    headers: list = []
+    headers: Sequence[tuple[str, str]] = ()
     content_type: str = JSON
 
 
 class RequestDurations(Protocol):
-    """What the app times requests with (lib/store/metrics.py has one)."""
+    """What the app times requests with (lib/api/metrics.py has one)."""
 
     def observe(self, method: str, route: str, seconds: float) -> None:
         """Count one request to route that took `seconds`."""
@@ -74,7 +74,7 @@ class RequestDurations(Protocol):
 class App:
     """The WSGI callable. routes: (method, path template, handler(services, request, **params))
     rows; unavailable: (exception types, message) rows for errors that mean a dependency is down;
-    durations: a RequestDurations (lib/store/metrics.py has one) that times every request by route."""
+    durations: a RequestDurations (lib/api/metrics.py has one) that times every request by route."""
 
     def __init__(self, routes: list[tuple[str, str, Callable]], services: object,
                  unavailable: list[tuple[tuple[type[Exception], ...], str]], durations: RequestDurations):

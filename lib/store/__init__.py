@@ -1,3 +1,3 @@
-"""What the API and the worker share: configuration, logs, the Redis client, payments' keys and
-scripts, the job queue, metrics and worker heartbeats. May import lib.http, nothing else of paypoc's.
+"""What the API and the worker share in Redis and beanstalkd: the keyspace, the payment and the
+scripts that change it, the rate limit, the job queue and worker heartbeats. May import lib.runtime.
 """

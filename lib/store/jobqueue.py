@@ -1,13 +1,19 @@
-"""The beanstalkd side: job bodies, connections with timeouts, and the API's producer."""
+"""The beanstalkd side: job bodies, what a worker does with a job, connections with timeouts, and
+the producer the API and the sweeper put jobs with."""
 
 import json
 import math
 import socket
 import threading
+from collections.abc import Callable
+from enum import Enum
+from typing import NamedTuple, TypeVar
 
 import greenstalk
 
-from lib.store.config import DEPENDENCY_TIMEOUT
+from lib.runtime.config import DEPENDENCY_TIMEOUT
+
+T = TypeVar("T")
 
 # Errors that mean beanstalkd is unreachable or the connection is broken: OSError covers
 # refused connections, resets and socket timeouts; greenstalk.Error covers server error replies.
@@ -30,6 +36,21 @@ def job_ttr(processing_delay: float) -> int:
 
 class QueueUnavailable(Exception):
     """beanstalkd could not be reached or refused the job."""
+
+
+class JobAction(Enum):
+    """What a worker does with a job once its attempt is over."""
+
+    DELETE = "delete"  # done with: the payment is finished, or the job was a duplicate
+    BURY = "bury"  # kept aside where the beanstalkd UI shows it: unreadable, or its payment FAILED
+    RELEASE = "release"  # handed out again after a delay: a retry
+
+
+class Disposal(NamedTuple):
+    """A job's action, and for RELEASE the seconds before beanstalkd hands it out again."""
+
+    action: JobAction
+    delay: int = 0
 
 
 def encode_job(payment_id: str) -> bytes:
@@ -69,17 +90,17 @@ class JobQueue:
         self.address, self.tube, self.ttr, self.timeout = address, tube, ttr, timeout
         self._local = threading.local()
 
-    def _call(self, method, *args, **kwargs):
+    def _call(self, command: Callable[[greenstalk.Client], T]) -> T:
+        """command(client) on this thread's connection, opened if need be; a kept connection that
+        died unnoticed (beanstalkd restarted) fails at once, and command is tried once more on a
+        new one. A put tried twice may queue its job twice, which is harmless: the worker drops
+        a job whose payment is in hand or finished. A timeout is not tried again: beanstalkd is
+        stalled, and the caller must answer within 2 s."""
         client = getattr(self._local, "client", None)
         if client is not None:
             try:
-                return getattr(client, method)(*args, **kwargs)
+                return command(client)
             except ConnectionError:
-                # The kept connection died unnoticed (beanstalkd restarted): the command failed
-                # at once, and is tried once more below, on a new connection. A put tried twice
-                # may queue its job twice, which is harmless: the worker drops a job whose
-                # payment is in hand or finished. A timeout is not tried again (beanstalkd is
-                # stalled, and the caller must answer within 2 s).
                 self._drop()
             except greenstalk.NotFoundError:
                 raise  # an answer (no such tube, no such job), not a broken connection
@@ -88,7 +109,7 @@ class JobQueue:
                 raise self._unavailable(error) from error
         try:
             client = self._local.client = connect(self.address, self.tube, self.timeout)
-            return getattr(client, method)(*args, **kwargs)
+            return command(client)
         except greenstalk.NotFoundError:
             raise
         except QUEUE_ERRORS as error:
@@ -105,12 +126,12 @@ class JobQueue:
 
     def put(self, payment_id: str) -> int:
         """Queue the job for payment_id; raise QueueUnavailable when beanstalkd cannot take it."""
-        return self._call("put", encode_job(payment_id), ttr=self.ttr)
+        return self._call(lambda client: client.put(encode_job(payment_id), ttr=self.ttr))
 
     def counts(self) -> dict[str, int]:
         """The tube's jobs by state and the total ever put, as the beanstalkd UI shows them."""
         try:
-            stats = self._call("stats_tube", self.tube)
+            stats = self._call(lambda client: client.stats_tube(self.tube))
         except greenstalk.NotFoundError:  # beanstalkd makes a tube at its first job
             stats = {}
         return {"ready": stats.get("current-jobs-ready", 0), "reserved": stats.get("current-jobs-reserved", 0),
@@ -119,4 +140,4 @@ class JobQueue:
 
     def ping(self) -> None:
         """One round trip to beanstalkd; raise QueueUnavailable when it does not answer."""
-        self._call("using")
+        self._call(lambda client: client.using())

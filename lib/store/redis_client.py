@@ -4,14 +4,13 @@ import threading
 import time
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
 
-from lib.store.config import DEPENDENCY_TIMEOUT
+from lib.runtime.config import DEPENDENCY_TIMEOUT
 
 # Errors that mean Redis is unreachable or stalled (AuthenticationError and BusyLoadingError
 # are ConnectionErrors too): the API answers them with 503, the worker waits them out.
@@ -75,16 +74,6 @@ class ThreadScript:
 
     def __call__(self, keys: Sequence = (), args: Sequence = ()) -> Any:
         return self.script(keys=keys, args=args, client=self._redis.client())
-
-
-def mask_url(url: str) -> str:
-    """url with its password replaced by ***, for log lines: redis://:***@redis:6379/0."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = f"{parts.username}:" if parts.username else ":"
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
 
 
 def describe(error: Exception) -> str:

@@ -1,3 +1,3 @@
 """The worker: its threads, one job's attempt, the simulated processor, the sweeper and the
-heartbeat. May import lib.store.
+heartbeat. May import lib.store and lib.runtime.
 """

@@ -1,22 +1,19 @@
 """The worker's heartbeat: every few seconds this process writes in Redis that it is alive."""
 
-import logging
 import os
 import socket
 import threading
 from collections.abc import Callable
 
-from lib.store.clock import utc_now
+from lib.runtime.clock import utc_now
 from lib.store.redis_client import REDIS_DOWN_ERRORS, ThreadRedis
-from lib.store.workers import EXPIRES_AFTER, WORKERS_KEY, worker_key
-
-log = logging.getLogger("paypoc.worker")
+from lib.store.workers import remove_heartbeat, write_heartbeat
 
 BEAT_EVERY = 2.0  # seconds
 
 
 class Heartbeat:
-    """Keeps this process's worker:<id> hash fresh until stopped, then removes it."""
+    """Keeps this process's heartbeat fresh until stopped, then removes it."""
 
     def __init__(self, redis: ThreadRedis, threads: int, jobs_done: Callable[[], int], stop: threading.Event):
         self.redis, self.threads, self.jobs_done, self.stop = redis, threads, jobs_done, stop
@@ -26,14 +23,9 @@ class Heartbeat:
 
     def beat(self) -> None:
         """Write the heartbeat once: who, how many threads, how much done, when."""
-        key = worker_key(self.id)
-        with self.redis.pipeline() as pipe:
-            pipe.hset(key, mapping={"id": self.id, "host": self.host, "pid": os.getpid(), "threads": self.threads,
-                                    "jobs_done": self.jobs_done(), "started_at": self.started_at,
-                                    "last_seen": utc_now()})
-            pipe.expire(key, EXPIRES_AFTER)
-            pipe.sadd(WORKERS_KEY, self.id)
-            pipe.execute()
+        write_heartbeat(self.redis, {"id": self.id, "host": self.host, "pid": os.getpid(), "threads": self.threads,
+                                     "jobs_done": self.jobs_done(), "started_at": self.started_at,
+                                     "last_seen": utc_now()})
 
     def run(self) -> None:
         """Beat every BEAT_EVERY seconds until stop is set; a stopped worker leaves at once."""
@@ -45,7 +37,6 @@ class Heartbeat:
             if self.stop.wait(BEAT_EVERY):
                 break
         try:
-            self.redis.delete(worker_key(self.id))
-            self.redis.srem(WORKERS_KEY, self.id)
+            remove_heartbeat(self.redis, self.id)
         except REDIS_DOWN_ERRORS:
             pass  # the hash expires by itself

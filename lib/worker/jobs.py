@@ -3,26 +3,17 @@
 import logging
 import math
 import random
-from typing import NamedTuple
 
 import greenstalk
 
-from lib.store.jobqueue import decode_job
-from lib.store.payments import COMPLETED, FAILED, PENDING
-from lib.worker.attempts import EXHAUSTED, MISSING, STARTED, Attempts
+from lib.store.attempts import Attempts, Begun, BeginOutcome, EndOutcome
+from lib.store.jobqueue import Disposal, JobAction, decode_job
+from lib.store.payments import Status
 from lib.worker.processor import ChargeDeclined, SimulatedProcessor
 
 log = logging.getLogger("paypoc.worker")
 
-
-class Action(NamedTuple):
-    """What to do with a job once its attempt is over."""
-
-    verb: str  # "delete", "bury" or "release"
-    delay: int = 0  # "release": seconds before beanstalkd hands the job out again
-
-
-DELETE, BURY = Action("delete"), Action("bury")
+DELETE, BURY = Disposal(JobAction.DELETE), Disposal(JobAction.BURY)
 
 
 def retry_delay(base: float, attempt: int, rng: random.Random = random) -> int:
@@ -45,68 +36,69 @@ def failure_reason(attempts: int, interrupted: int, declined: str | None) -> str
 
 
 class PaymentJobs:
-    """Makes the attempt a payment job asks for, at most max_attempts per payment."""
+    """Makes the attempt a payment job asks for; Attempts decides how many a payment gets."""
 
-    def __init__(self, attempts: Attempts, processor: SimulatedProcessor, max_attempts: int, retry_base: float):
-        self.attempts, self.processor = attempts, processor
-        self.max_attempts, self.retry_base = max_attempts, retry_base
+    def __init__(self, attempts: Attempts, processor: SimulatedProcessor, retry_base: float):
+        self.attempts, self.processor, self.retry_base = attempts, processor, retry_base
 
-    def process(self, job: greenstalk.Job) -> Action:
+    def process(self, job: greenstalk.Job) -> Disposal:
         """Make one attempt at the job's payment (or settle it); return what to do with the job."""
         try:
             payment_id = decode_job(job.body)
         except ValueError as error:
             log.error("Burying job %d: cannot read its body (%s): %r", job.id, error, job.body[:200])
             return BURY
-        begun = self.attempts.begin(payment_id, str(job.id))
-        if begun.outcome == MISSING:
+        begun = self.attempts.begin(payment_id, job.id)
+        if begun.outcome is BeginOutcome.MISSING:
             log.error("Burying job %d: no payment with ID %s", job.id, payment_id)
             return BURY
-        if begun.outcome == EXHAUSTED:
+        if begun.outcome is BeginOutcome.SETTLE:
             log.warning("Payment %s: %d attempts did not succeed (%d interrupted); settling it with the processor",
-                        payment_id, begun.attempts, begun.interrupted)
-            return self._settle(payment_id, begun, declined=None)
-        if begun.outcome != STARTED:  # finished already, or another job holds a live lease on it
-            log.info("Dropping job %d: payment %s is %s", job.id, payment_id, begun.outcome)
+                        payment_id, begun.payment.attempts, begun.interrupted)
+            return self._settle(begun, declined=None)
+        if begun.outcome is not BeginOutcome.STARTED:  # a duplicate job: finished, or another job holds it
+            log.info("Dropping job %d: payment %s is %s", job.id, payment_id,
+                     "in hand elsewhere" if begun.outcome is BeginOutcome.BUSY else begun.payment.status)
             return DELETE
         payment = begun.payment
         log.info("Processing payment ID: %s for user %s amount: %s %s",
-                 payment_id, payment["user_id"], payment["amount"], payment["currency"])
+                 payment.id, payment.user_id, payment.amount, payment.currency)
         try:
-            self.processor.charge(payment_id)  # idempotent by payment id: a retry never charges twice
+            self.processor.charge(payment.id)  # idempotent by payment id: a retry never charges twice
         except ChargeDeclined as declined:
-            if begun.attempts >= self.max_attempts:
-                return self._settle(payment_id, begun, declined=str(declined))
-            return self._retry_later(payment_id, begun, str(declined))
-        lost = self.attempts.end(payment_id, begun.lease, COMPLETED)
-        if lost:
-            log.warning("Payment %s: attempt %d lost its lease (now %s); leaving it", payment_id, begun.attempts, lost)
+            if begun.last_attempt:
+                return self._settle(begun, declined=str(declined))
+            return self._retry_later(begun, str(declined))
+        ended = self.attempts.end(payment.id, begun.lease, Status.COMPLETED)
+        if ended.outcome is EndOutcome.LEASE_LOST:
+            log.warning("Payment %s: attempt %d lost its lease (now %s under lease %d); leaving it",
+                        payment.id, payment.attempts, ended.status, ended.lease)
             return DELETE
-        log.info("Payment %s processed successfully", payment_id)
+        log.info("Payment %s processed successfully", payment.id)
         return DELETE
 
-    def _retry_later(self, payment_id, begun, reason):
+    def _retry_later(self, begun: Begun, reason: str) -> Disposal:
         """A declined attempt with attempts left: PENDING again, due after a backoff."""
-        delay = retry_delay(self.retry_base, begun.attempts)
-        if self.attempts.end(payment_id, begun.lease, PENDING, retry_in=delay):
-            return DELETE  # lost the lease: the newer attempt decides
+        payment, delay = begun.payment, retry_delay(self.retry_base, begun.payment.attempts)
+        if self.attempts.end(payment.id, begun.lease, Status.PENDING, retry_in=delay).outcome is EndOutcome.LEASE_LOST:
+            return DELETE  # the newer attempt decides
         log.info("Payment %s attempt %d/%d declined (%s); retrying in %ds",
-                 payment_id, begun.attempts, self.max_attempts, reason, delay)
-        return Action("release", delay)
+                 payment.id, payment.attempts, self.attempts.max_attempts, reason, delay)
+        return Disposal(JobAction.RELEASE, delay)
 
-    def _settle(self, payment_id, begun, declined):
+    def _settle(self, begun: Begun, declined: str | None) -> Disposal:
         """No attempt left: before calling the payment FAILED, cancel it at the processor. That
         answers whether an earlier attempt's charge landed after all (a worker that lost its
         lease may still have had one in flight), and stops any from landing later."""
-        charge_id = self.processor.cancel(payment_id)
+        payment = begun.payment
+        charge_id = self.processor.cancel(payment.id)
         if charge_id is not None:
-            if self.attempts.end(payment_id, begun.lease, COMPLETED) is None:
+            if self.attempts.end(payment.id, begun.lease, Status.COMPLETED).outcome is EndOutcome.ENDED:
                 log.info("Payment %s processed successfully (charge %s, made by an attempt that did not finish)",
-                         payment_id, charge_id)
+                         payment.id, charge_id)
             return DELETE
-        reason = failure_reason(begun.attempts, begun.interrupted, declined)
-        if self.attempts.end(payment_id, begun.lease, FAILED, reason=reason):
-            return DELETE  # lost the lease: the newer attempt decides
-        log.warning("Payment %s failed after %d attempts: %s", payment_id, begun.attempts, reason)
+        reason = failure_reason(payment.attempts, begun.interrupted, declined)
+        if self.attempts.end(payment.id, begun.lease, Status.FAILED, reason=reason).outcome is EndOutcome.LEASE_LOST:
+            return DELETE  # the newer attempt decides
+        log.warning("Payment %s failed after %d attempts: %s", payment.id, payment.attempts, reason)
         return BURY  # kept where the beanstalkd UI shows it
-

@@ -5,6 +5,7 @@ import random
 import time
 import uuid
 
+from lib.store import keys
 from lib.store.redis_client import ThreadRedis
 
 # The processor's own records live in Redis only because this is a simulation: a real
@@ -13,42 +14,41 @@ from lib.store.redis_client import ThreadRedis
 # declined later (a replayed request gets the first answer back), and a cancelled one is never
 # charged (a charge request that arrives late, from a worker that lost its lease, is refused).
 CHARGE_LUA = """
--- KEYS[1]: charges, a hash payment id -> charge id; KEYS[2]: the cancelled payments, a set;
--- KEYS[3]: the count of charge requests received
--- ARGV[1]: the idempotency key (the payment id); ARGV[2]: the charge id to use if this one is new;
--- ARGV[3]: '1' when this attempt is to be declined
+-- KEYS: 1 the charges (payment id -> charge id), 2 the cancelled payments, 3 the count of charge requests
+-- ARGV: 1 the idempotency key (the payment id), 2 the charge id to use if this one is new,
+-- 3 '1' when this attempt is to be declined
 -- Returns {'charged' or 'replayed', charge id}, {'declined'} or {'cancelled'}.
-redis.call('INCR', KEYS[3])
-local existing = redis.call('HGET', KEYS[1], ARGV[1])
+local charges, cancelled, requests = KEYS[1], KEYS[2], KEYS[3]
+local payment_id, new_charge_id, decline = ARGV[1], ARGV[2], ARGV[3] == '1'
+redis.call('INCR', requests)
+local existing = redis.call('HGET', charges, payment_id)
 if existing then
   return {'replayed', existing}
 end
-if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
+if redis.call('SISMEMBER', cancelled, payment_id) == 1 then
   return {'cancelled'}
 end
-if ARGV[3] == '1' then
+if decline then
   return {'declined'}
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return {'charged', ARGV[2]}
+redis.call('HSET', charges, payment_id, new_charge_id)
+return {'charged', new_charge_id}
 """
 
 CANCEL_LUA = """
--- KEYS[1]: charges; KEYS[2]: the cancelled payments
--- ARGV[1]: the payment id
+-- KEYS: 1 the charges, 2 the cancelled payments
+-- ARGV: 1 the payment id
 -- Returns the charge id when the payment was charged (a charge cannot be cancelled), else
 -- false, and from now on every charge request for it is refused.
-local existing = redis.call('HGET', KEYS[1], ARGV[1])
+local charges, cancelled, payment_id = KEYS[1], KEYS[2], ARGV[1]
+local existing = redis.call('HGET', charges, payment_id)
 if existing then
   return existing
 end
-redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('SADD', cancelled, payment_id)
 return false
 """
 
-CHARGES_KEY = "processor:charges"
-CANCELLED_KEY = "processor:cancelled"
-REQUESTS_KEY = "processor:requests"
 DECLINED = "declined by the simulated processor"
 
 
@@ -74,7 +74,7 @@ class SimulatedProcessor:
         exactly the case idempotency exists for.
         """
         declined = self.rng.random() < self.failure_rate
-        answer, *charge_id = self._charge(keys=[CHARGES_KEY, CANCELLED_KEY, REQUESTS_KEY],
+        answer, *charge_id = self._charge(keys=[keys.charges(), keys.cancelled(), keys.charge_requests()],
                                           args=[payment_id, f"ch_{uuid.uuid4().hex}", "1" if declined else "0"])
         if self.delay:
             time.sleep(self.delay)
@@ -87,14 +87,5 @@ class SimulatedProcessor:
     def cancel(self, payment_id: str) -> str | None:
         """Settle a payment that ran out of attempts: the charge id when a charge landed (it
         stands, so the payment is COMPLETED), else None, and no charge for it can land after."""
-        return self._cancel(keys=[CHARGES_KEY, CANCELLED_KEY], args=[payment_id])
+        return self._cancel(keys=[keys.charges(), keys.cancelled()], args=[payment_id])
 
-
-def charges_made(redis: ThreadRedis) -> int:
-    """How many payments the processor has charged (each at most once)."""
-    return redis.hlen(CHARGES_KEY)
-
-
-def charge_requests(redis: ThreadRedis) -> int:
-    """How many charge requests the processor has received, replays and refusals included."""
-    return int(redis.get(REQUESTS_KEY) or 0)

@@ -7,14 +7,15 @@ from collections.abc import Callable
 
 import greenstalk
 
-from lib.store.jobqueue import QUEUE_ERRORS, connect
+from lib.runtime.outages import OutageLog
+from lib.store.jobqueue import QUEUE_ERRORS, JobAction, connect
 from lib.store.redis_client import REDIS_DOWN_ERRORS, describe
 from lib.worker.jobs import BURY, PaymentJobs
 
 log = logging.getLogger("paypoc.worker")
 
 RESERVE_TIMEOUT = 1  # seconds; how often an idle thread looks at the stop event
-MAX_BACKOFF = 5.0  # seconds between reconnection attempts during an outage
+MIN_BACKOFF, MAX_BACKOFF = 0.5, 5.0  # seconds between reconnection attempts during an outage
 
 
 class PaymentWorker:
@@ -31,7 +32,7 @@ class PaymentWorker:
 
     def _handle(self, client, job):
         try:
-            action = self.jobs.process(job)
+            disposal = self.jobs.process(job)
         except REDIS_DOWN_ERRORS as error:
             # Redis is the source of truth; without it, give the job back to try again later.
             # The same job coming back takes over its own lease, so nothing waits for it to expire.
@@ -43,12 +44,12 @@ class PaymentWorker:
             raise
         except Exception:
             log.exception("Burying job %d: processing failed unexpectedly", job.id)
-            action = BURY
+            disposal = BURY
         try:
-            if action.verb == "bury":
+            if disposal.action is JobAction.BURY:
                 client.bury(job)
-            elif action.verb == "release":
-                client.release(job, delay=action.delay)
+            elif disposal.action is JobAction.RELEASE:
+                client.release(job, delay=disposal.delay)
             else:
                 client.delete(job)
                 with self._count_lock:
@@ -56,19 +57,17 @@ class PaymentWorker:
         except greenstalk.NotFoundError:
             # beanstalkd no longer has the job (it restarted, or handed the job on after its
             # TTR): the payment's state is in Redis already, so there is nothing left to do.
-            log.info("Job %d is no longer in beanstalkd; nothing to %s", job.id, action.verb)
+            log.info("Job %d is no longer in beanstalkd; nothing to %s", job.id, disposal.action.value)
 
     def run(self, number: int) -> None:
         """One thread's loop: reserve, process, repeat; reconnect with capped backoff on outages."""
         log.info("Worker #%d started", number)
-        client, backoff, down = None, 0.5, set()
+        client, backoff, outages = None, MIN_BACKOFF, OutageLog(log, f"Worker #{number}")
 
         def recovered(name):
             nonlocal backoff
-            if name in down:
-                down.discard(name)
-                backoff = 0.5
-                log.info("Worker #%d: %s is back", number, name)
+            if outages.answered(name):
+                backoff = MIN_BACKOFF
 
         while not self.stop.is_set():
             try:
@@ -85,9 +84,7 @@ class PaymentWorker:
                     recovered("Redis")
             except (*QUEUE_ERRORS, *REDIS_DOWN_ERRORS) as error:
                 name = "Redis" if isinstance(error, REDIS_DOWN_ERRORS) else "beanstalkd"
-                if name not in down:  # one line per outage, not one per attempt
-                    log.warning("Worker #%d: %s is unavailable (%s); retrying", number, name, describe(error))
-                    down.add(name)
+                outages.failed(name, describe(error))
                 if name == "beanstalkd" and client is not None:
                     client.close()
                     client = None

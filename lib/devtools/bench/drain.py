@@ -4,15 +4,15 @@ the bare greenstalk loop it is compared with."""
 import json
 import threading
 import time
+from decimal import Decimal
 
 import greenstalk
 
-from lib.api.admission import Admission
-from lib.api.ratelimit import TokenBucket
+from lib.store import keys
 from lib.store.jobqueue import JobQueue
-from lib.store.payments import UNFINISHED_KEY, new_payment
+from lib.store.payments import Payment, PaymentStore
+from lib.store.ratelimit import RateLimit
 from lib.store.redis_client import ThreadRedis, open_redis
-from lib.worker.processor import charge_requests
 
 # A payment job's Redis round trips: Attempts.begin, the processor's charge and Attempts.end
 # (tests/test_round_trips.py holds the worker to it).
@@ -24,22 +24,22 @@ STATUS_CHANGE_TRIPS = 2
 
 def queue_payments(redis: ThreadRedis, address: tuple, tube: str, count: int) -> None:
     """Store count PENDING payments and queue a job for each, as the API would."""
-    admission, queue = Admission(redis, TokenBucket(capacity=count + 1, window=1)), JobQueue(address, tube, ttr=60)
+    store, limit, queue = PaymentStore(redis), RateLimit(capacity=count + 1, window=1), JobQueue(address, tube, ttr=60)
     for _ in range(count):
-        payment = new_payment("bench-drain", "5", "USD")
-        admission.admit(payment)
-        queue.put(payment["id"])
+        payment = Payment.new("bench-drain", Decimal(5), "USD")
+        store.admit(payment, limit)
+        queue.put(payment.id)
 
 
 def time_drain(redis: ThreadRedis, count: int, timeout: float = 600) -> float:
     """Payments finished per second, from the first charge request the processor receives (the
     worker has begun) to the last payment leaving the unfinished index."""
     deadline = time.monotonic() + timeout
-    while not charge_requests(redis):
+    while not redis.get(keys.charge_requests()):
         assert time.monotonic() < deadline, "the worker never started"
         time.sleep(0.001)
     started = time.monotonic()
-    while left := redis.zcard(UNFINISHED_KEY):
+    while left := redis.zcard(keys.unfinished()):
         assert time.monotonic() < deadline, f"{left} payments never finished"
         time.sleep(0.002)
     return count / (time.monotonic() - started)
@@ -68,7 +68,7 @@ def raw_drain(host: str, port: int, tube: str, threads: int, redis_url: str | No
                 if not started:
                     started.append(time.monotonic())
                 for _ in range(trips):
-                    nothing(keys=[f"payment:{job.id}"])
+                    nothing(keys=[keys.payment(str(job.id))])
                 client.delete(job)
                 done.append(1)
 

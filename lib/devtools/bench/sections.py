@@ -6,28 +6,18 @@ import subprocess
 import sys
 import time
 
-from lib.api.admission import Admission
-from lib.api.ratelimit import TokenBucket
+from decimal import Decimal
+
 from lib.devtools.bench import drain, wrk
 from lib.devtools.local_servers import free_port
 from lib.devtools.processes import ROOT, Process, answers, wait_for
-from lib.store.payments import new_payment, payment_key, user_index_key
+from lib.store import keys
+from lib.store.payments import Payment, PaymentStore, Status
+from lib.store.ratelimit import RateLimit
 from lib.store.redis_client import ThreadRedis
 
-PRELOAD_BATCH = 50_000
+PRELOAD_BATCH = 10_000
 LIST_USER_PAYMENTS = 50  # payments of the user whose first page the "list" subject asks for
-# Completed payments made inside Redis, shaped and sized as real ones (ids as long as a UUID).
-PRELOAD_LUA = """
-for i = tonumber(ARGV[1]), tonumber(ARGV[2]) do
-  local id = string.format('%08x-0000-4000-8000-%012x', tonumber(ARGV[3]), i)
-  local user = 'preload-' .. (i % 100000)
-  redis.call('HSET', 'payment:' .. id, 'id', id, 'user_id', user, 'amount', '19.99',
-             'currency', 'USD', 'status', 'COMPLETED', 'attempts', '1',
-             'initiated_at', '2026-11-24T10:00:00.000000Z', 'updated_at', '2026-11-24T10:00:03.000000Z')
-  redis.call('ZADD', 'payments:user:' .. user, i, id)
-end
-return 1
-"""
 
 
 def start_server(args: list[str], env: dict, log_path: str, url: str) -> Process:
@@ -67,10 +57,10 @@ def http_section(env: dict, sizes: dict, tmp: str, redis: ThreadRedis, run: int)
     ids = some_payment_ids(redis)
     hello, hello_url = start_hello(env, tmp)
     # The same after a GET's Redis round trip: as cheap as a GET could be.
-    hello_hgetall, hello_hgetall_url = start_hello(env, tmp, env["REDIS_URL"], payment_key(ids[0]))
-    admission = Admission(redis, TokenBucket(capacity=LIST_USER_PAYMENTS, window=1))
-    for _ in range(LIST_USER_PAYMENTS - redis.zcard(user_index_key("bench-list"))):
-        admission.admit(new_payment("bench-list", "5", "USD"))  # the same list, empty store or a million stored
+    hello_hgetall, hello_hgetall_url = start_hello(env, tmp, env["REDIS_URL"], keys.payment(ids[0]))
+    store, limit = PaymentStore(redis), RateLimit(capacity=LIST_USER_PAYMENTS, window=1)
+    for _ in range(LIST_USER_PAYMENTS - redis.zcard(keys.user_payments("bench-list"))):
+        store.admit(Payment.new("bench-list", Decimal(5), "USD"), limit)  # the same list, empty store or a million stored
     subjects = {"hello": (hello, hello_url, ""), "hello_hgetall": (hello_hgetall, hello_hgetall_url, ""),
                 "post": (api, f"{base}/payments", None), "get": (api, f"{base}/payments", wrk.get_script(ids)),
                 "list": (api, f"{base}/payments?user_id=bench-list&limit=10", "")}
@@ -150,11 +140,16 @@ def efficiency_section(env: dict, sizes: dict, tmp: str, redis: ThreadRedis, add
 
 
 def preload(redis: ThreadRedis, count: int) -> float:
-    """Store count completed payments; return the seconds it took."""
+    """Store count COMPLETED payments of 100,000 users, as the store writes them; return the seconds it took."""
     started = time.monotonic()
-    script = redis.register_script(PRELOAD_LUA)
-    for first in range(1, count + 1, PRELOAD_BATCH):
-        script(args=[first, min(first + PRELOAD_BATCH - 1, count), 0xBE7C4])
+    done = Payment.new("preload", Decimal("19.99"), "USD")._replace(status=Status.COMPLETED, attempts=1)
+    for first in range(0, count, PRELOAD_BATCH):
+        with redis.pipeline(transaction=False) as pipe:
+            for n in range(first, min(first + PRELOAD_BATCH, count)):
+                payment = done._replace(id=f"{0xBE7C4:08x}-0000-4000-8000-{n:012x}", user_id=f"preload-{n % 100_000}")
+                pipe.hset(keys.payment(payment.id), mapping=payment.to_redis())
+                pipe.zadd(keys.user_payments(payment.user_id), {payment.id: n})
+            pipe.execute()
     return time.monotonic() - started
 
 

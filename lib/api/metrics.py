@@ -1,15 +1,13 @@
-"""Prometheus metrics: counters kept in Redis by the scripts that make each change, gauges read
-on demand, and this process's request-duration histogram, written out in text format 0.0.4."""
+"""The /metrics page: counters kept in Redis by the scripts that make each change, gauges read on
+demand, and this process's request-duration histogram, written out in Prometheus text format 0.0.4."""
 
 import bisect
 import threading
 from collections.abc import Iterator
 
-# Hashes the Lua scripts update in the same atomic step as the change they count, so the
-# figures add up across API replicas and worker processes and cost no extra round trip.
-COUNTERS_KEY = "metrics:counters"  # field -> total since the store was created
-STATUS_COUNTS_KEY = "metrics:payments_by_status"  # status -> payments in it now
-
+# The fields of the counters hash (lib/store/keys.py), which the Lua scripts update in the same
+# atomic step as the change they count: the figures add up across API and worker processes and
+# cost no extra round trip.
 COUNTERS = [
     ("payments_created", "Payments accepted by the API."),
     ("payments_completed", "Payments the worker completed."),

@@ -15,11 +15,21 @@ class ConfigError(Exception):
     """A variable has a value the service cannot run with."""
 
 
+def is_digits(text: str) -> bool:
+    """True for plain ASCII digits only: int() would also take "１２", " 12" and "1_2"."""
+    return re.fullmatch(r"[0-9]+", text) is not None
+
+
+def mask_password(text: str) -> str:
+    """A URL with its password replaced by ***, for log lines and errors: redis://:***@redis:6379/0."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", text)
+
+
 def _integer(low, high):
     """A parser for a whole number from low to high."""
 
     def parse(text):
-        if not re.fullmatch(r"[0-9]+", text) or not low <= int(text) <= high:
+        if not (is_digits(text) and len(text) <= 12) or not low <= int(text) <= high:
             raise ValueError(f"a whole number from {low} to {high}")
         return int(text)
 
@@ -51,7 +61,7 @@ def _probability(text):
 def _host_port(text):
     """'host:port' -> (host, port), the address greenstalk connects to."""
     host, _, port = text.rpartition(":")
-    if not host or not re.fullmatch(r"[0-9]+", port) or not 1 <= int(port) <= 65535:
+    if not host or not is_digits(port) or not 1 <= int(port) <= 65535:
         raise ValueError("host:port, for example localhost:11300")
     return host, int(port)
 
@@ -132,8 +142,7 @@ def load_config(environ: Mapping[str, str]) -> "Config":
             values[name.lower()] = parse(text.strip())
         except ValueError as error:
             # A password in a URL never reaches the message.
-            shown = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", text)
-            raise ConfigError(f"{name}={shown!r} is invalid: expected {error}") from None
+            raise ConfigError(f"{name}={mask_password(text)!r} is invalid: expected {error}") from None
     return Config(**values)
 
 

@@ -1,13 +1,13 @@
-"""Per-user token bucket in Redis: refilled, checked and spent atomically inside a Lua script."""
+"""The per-user token bucket: refilled, checked and spent atomically inside a Redis Lua script."""
 
 from typing import NamedTuple
 
-# A Lua function, not a whole script: admission (lib/api/admission.py) runs it inside the script
-# that stores the payment, so taking the token and storing the payment are one atomic step.
-# Concurrent requests (from any number of API replicas) cannot both spend the last token, and
-# the clock is Redis's own TIME, so replicas agree on it.
+# A Lua function, not a whole script: admission (lib/store/payments.py) runs it inside the
+# script that stores the payment, so taking the token and storing the payment are one atomic
+# step. Concurrent requests (from any number of API processes) cannot both spend the last
+# token, and the clock is Redis's own TIME, so every process agrees on it.
 TAKE_TOKEN_LUA = """
--- take_token(key, capacity, window, cost): key is the caller's bucket, a hash {tokens, at_ms},
+-- take_token(key, capacity, window, cost): key is the user's bucket, a hash {tokens, at_ms},
 -- and a missing bucket is a full one; capacity in tokens; window, seconds to refill an empty
 -- bucket; cost, 1 to spend a token or 0 just to look.
 -- Returns: allowed 1/0, whole tokens left, seconds until a token is back, seconds until full.
@@ -37,30 +37,17 @@ end
 """
 
 
+class RateLimit(NamedTuple):
+    """RATE_LIMIT requests per RATE_LIMIT_WINDOW seconds per user, refilled continuously."""
+
+    capacity: int  # tokens in a full bucket
+    window: int  # seconds to refill an empty one
+
+
 class Decision(NamedTuple):
-    """The outcome of one request against a bucket."""
+    """A user's bucket after one request."""
 
     allowed: bool
     remaining: int  # whole requests left now
     retry_after: int  # seconds until one token is back (0 when allowed)
     reset: int  # seconds until the bucket is full
-
-
-class TokenBucket:
-    """RATE_LIMIT requests per RATE_LIMIT_WINDOW seconds per user, refilled continuously."""
-
-    def __init__(self, capacity: int, window: int):
-        self.capacity = capacity
-        self.window = window
-        # draft-ietf-httpapi-ratelimit-headers: the policy is fixed, so it is written once.
-        self.policy_header = f'"default";q={capacity};w={window}'
-
-    @staticmethod
-    def key(user_id: str) -> str:
-        """The Redis key of a user's bucket."""
-        return f"ratelimit:{user_id}"
-
-    @staticmethod
-    def header(decision: Decision) -> str:
-        """The RateLimit header value describing the bucket after this decision."""
-        return f'"default";r={decision.remaining};t={decision.reset}'

@@ -1,0 +1,180 @@
+"""A worker's attempt at a payment, begun and ended by compare-and-set and fenced by a numbered
+lease; and the schedule of unfinished payments that the sweeper reads."""
+
+from enum import StrEnum
+from typing import NamedTuple
+
+from lib.runtime.clock import utc_now
+from lib.store import keys
+from lib.store.payments import Payment, Status
+from lib.store.redis_client import ThreadRedis
+
+
+class BeginOutcome(StrEnum):
+    """What beginning an attempt found."""
+
+    STARTED = "started"  # the lease is this job's: make the attempt
+    SETTLE = "settle"  # the lease is this job's, but no attempt is left: settle the payment instead
+    BUSY = "busy"  # another job holds a live lease on it: this one is a duplicate
+    FINISHED = "finished"  # COMPLETED or FAILED already
+    MISSING = "missing"  # no payment has that id
+
+
+class Begun(NamedTuple):
+    """Beginning's answer; with STARTED or SETTLE the attempt holds the lease numbered `lease`."""
+
+    outcome: BeginOutcome
+    payment: Payment | None  # as it is now (attempts counts this one); None when MISSING
+    lease: int
+    interrupted: int  # attempts that never finished
+    last_attempt: bool  # STARTED: no attempt is left after this one
+
+
+class EndOutcome(StrEnum):
+    """What ending an attempt did."""
+
+    ENDED = "ended"  # the payment has its new status
+    LEASE_LOST = "lease lost"  # a newer attempt holds the payment, or it finished: nothing changed
+
+
+class Ended(NamedTuple):
+    """Ending's answer, with the status and lease found when the lease was lost."""
+
+    outcome: EndOutcome
+    status: Status | None
+    lease: int
+
+
+# Beginning takes a lease on the payment for the job's time-to-run, numbered one more than the
+# last: only the holder of the newest lease may end it. Another job for the same payment (a
+# duplicate from the sweeper) finds the lease live and is dropped; the same job handed out again
+# (its worker died, so beanstalkd released it) takes the payment over at once, and so does any
+# job once the lease has run out. Taking over a payment still PROCESSING means the attempt
+# before never finished (its worker died, stalled past its lease, or lost Redis): it counts as
+# interrupted. With no attempt left, the lease is taken to settle the payment instead, and a
+# settling that is itself cut short counts as nothing.
+BEGIN_LUA = """
+-- KEYS: 1 the payment's hash, 2 the unfinished payments, 3 the counts by status
+-- ARGV: 1 payment id, 2 job id, 3 lease seconds (the job's TTR), 4 the time now (updated_at), 5 MAX_ATTEMPTS
+-- Returns {outcome, lease, interrupted, last attempt 1/0, the payment's hash as a flat list}
+local payment, unfinished, status_counts = KEYS[1], KEYS[2], KEYS[3]
+local payment_id, job_id, lease_seconds, now_text = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local max_attempts = tonumber(ARGV[5])
+local p = redis.call('HMGET', payment, 'status', 'attempts', 'job_id', 'lease_until', 'lease', 'interrupted',
+                     'settling')
+local status, attempts, lease = p[1], tonumber(p[2]) or 0, tonumber(p[5]) or 0
+if not status then
+  return {'missing', 0, 0, 0, {}}
+end
+if status == 'COMPLETED' or status == 'FAILED' then
+  redis.call('ZREM', unfinished, payment_id)  -- a duplicate job: the payment is no longer unfinished
+  return {'finished', lease, 0, 0, redis.call('HGETALL', payment)}
+end
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+if status == 'PROCESSING' and p[3] ~= job_id and now < (tonumber(p[4]) or 0) then
+  return {'busy', lease, 0, 0, redis.call('HGETALL', payment)}
+end
+local interrupted = tonumber(p[6]) or 0
+if status == 'PROCESSING' and not p[7] then
+  interrupted = interrupted + 1
+end
+local outcome = 'settle'
+if attempts < max_attempts then
+  outcome = 'started'
+  attempts = attempts + 1
+else
+  redis.call('HSET', payment, 'settling', '1')
+end
+lease = lease + 1
+local lease_until = now + lease_seconds
+redis.call('HSET', payment, 'status', 'PROCESSING', 'attempts', attempts, 'interrupted', interrupted, 'lease', lease,
+           'job_id', job_id, 'lease_until', string.format('%.6f', lease_until), 'updated_at', now_text)
+redis.call('ZADD', unfinished, lease_until, payment_id)
+if status == 'PENDING' then
+  redis.call('HINCRBY', status_counts, 'PENDING', -1)
+  redis.call('HINCRBY', status_counts, 'PROCESSING', 1)
+end
+local last = 0
+if attempts >= max_attempts then
+  last = 1
+end
+return {outcome, lease, interrupted, last, redis.call('HGETALL', payment)}
+"""
+
+# Only the holder of the newest lease may end it: a worker that lost its lease (it stalled, or
+# its connection dropped and another worker took the job) cannot overwrite the outcome.
+END_LUA = """
+-- KEYS: 1 the payment's hash, 2 the unfinished payments, 3 the counts by status, 4 the counters
+-- ARGV: 1 payment id, 2 lease number, 3 new status (PENDING, COMPLETED, FAILED), 4 the time now
+-- (updated_at), 5 failure reason ('' for none), 6 for PENDING: seconds until the retry is due
+-- Returns {'ended'}, or {'lease lost', the status found, the lease found}.
+local payment, unfinished, status_counts, counters = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local payment_id, lease, new_status, now_text = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local reason, retry_in = ARGV[5], tonumber(ARGV[6])
+local p = redis.call('HMGET', payment, 'status', 'lease')
+if p[1] ~= 'PROCESSING' or p[2] ~= lease then
+  return {'lease lost', p[1] or false, tonumber(p[2]) or 0}
+end
+redis.call('HSET', payment, 'status', new_status, 'updated_at', now_text)
+redis.call('HDEL', payment, 'job_id', 'lease_until')
+if reason ~= '' then
+  redis.call('HSET', payment, 'failure_reason', reason)
+end
+if new_status == 'PENDING' then
+  redis.call('ZADD', unfinished, tonumber(redis.call('TIME')[1]) + retry_in, payment_id)
+else
+  redis.call('ZREM', unfinished, payment_id)
+end
+redis.call('HINCRBY', status_counts, 'PROCESSING', -1)
+redis.call('HINCRBY', status_counts, new_status, 1)
+local counted = {PENDING = 'payments_retried', COMPLETED = 'payments_completed', FAILED = 'payments_failed'}
+redis.call('HINCRBY', counters, counted[new_status], 1)
+return {'ended'}
+"""
+
+# Claiming re-stamps each overdue payment with the time now in the same atomic step, so two
+# sweepers never both take it, and it is overdue again only after another STALE_AFTER.
+CLAIM_OVERDUE_LUA = """
+-- KEYS: 1 the unfinished payments (id -> since when it should be making progress)
+-- ARGV: 1 how many to claim at most, 2 STALE_AFTER in seconds
+-- Returns the claimed payment ids.
+local unfinished, batch, stale_after = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+local now = tonumber(redis.call('TIME')[1])
+local ids = redis.call('ZRANGEBYSCORE', unfinished, '-inf', now - stale_after, 'LIMIT', 0, batch)
+for _, id in ipairs(ids) do
+  redis.call('ZADD', unfinished, now, id)
+end
+return ids
+"""
+
+
+class Attempts:
+    """Begins and ends attempts at payments, at most max_attempts each, and finds those overdue."""
+
+    def __init__(self, redis: ThreadRedis, lease_seconds: float, max_attempts: int):
+        self.lease_seconds, self.max_attempts = lease_seconds, max_attempts
+        self._begin = redis.register_script(BEGIN_LUA)
+        self._end = redis.register_script(END_LUA)
+        self._claim = redis.register_script(CLAIM_OVERDUE_LUA)
+
+    def begin(self, payment_id: str, job_id: int) -> Begun:
+        """Take the payment's lease for this job, for an attempt or, with none left, to settle it."""
+        outcome, lease, interrupted, last, fields = self._begin(
+            keys=[keys.payment(payment_id), keys.unfinished(), keys.status_counts()],
+            args=[payment_id, job_id, self.lease_seconds, utc_now(), self.max_attempts])
+        payment = Payment.from_redis(dict(zip(fields[::2], fields[1::2]))) if fields else None
+        return Begun(BeginOutcome(outcome), payment, lease, interrupted, bool(last))
+
+    def end(self, payment_id: str, lease: int, status: Status, reason: str = "", retry_in: int = 0) -> Ended:
+        """End the attempt holding `lease` with status (PENDING: a retry due in retry_in seconds)."""
+        outcome, *found = self._end(keys=[keys.payment(payment_id), keys.unfinished(), keys.status_counts(),
+                                          keys.counters()],
+                                    args=[payment_id, lease, status, utc_now(), reason, retry_in])
+        status_found, lease_found = found or (None, lease)
+        return Ended(EndOutcome(outcome), Status(status_found) if status_found else None, lease_found)
+
+    def claim_overdue(self, batch: int, stale_after: float) -> list[str]:
+        """Up to batch unfinished payments that made no progress for stale_after seconds, each
+        re-stamped now, so no other sweeper takes it."""
+        return self._claim(keys=[keys.unfinished()], args=[batch, stale_after])
