@@ -23,7 +23,8 @@ _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 # A new request id is this process's random prefix and a count: unique, and with no call for
-# randomness (a system call) on every request.
+# randomness (a system call) on every request. The cost: ids are sequential, so a client can
+# tell how many requests a process has served; nothing here is secret.
 _ID_PREFIX = uuid.uuid4().hex[:16]
 _ID_COUNT = itertools.count(1)
 

@@ -17,7 +17,8 @@ def configure_logging(level: int) -> None:
     output.setFormatter(logging.Formatter(LINE_FORMAT, TIME_FORMAT))
     # Lines are written in batches, every FLUSH_EVERY seconds and at once from a warning up: a
     # busy API logs a line per request, and a write of its own for each line would have every
-    # request thread queue for the stream.
+    # request thread queue for the stream. The cost: a process killed with kill -9 loses the
+    # INFO lines of its last FLUSH_EVERY seconds.
     batches = logging.handlers.MemoryHandler(capacity=10_000, flushLevel=logging.WARNING, target=output)
     threading.Thread(target=_flush_every, args=(batches,), name="log-flush", daemon=True).start()
     logging.basicConfig(level=level, handlers=[batches], force=True)
