@@ -1,4 +1,5 @@
-"""The payment worker: `python paypoc_worker.py` runs MAX_WORKERS threads processing payment jobs."""
+"""The payment worker: `python paypoc_worker.py` runs WORKER_PROCESSES processes of MAX_WORKERS threads
+processing payment jobs."""
 
 import logging
 import os
@@ -6,8 +7,9 @@ import signal
 import sys
 import threading
 
-from lib.runtime.config import load_config_or_exit, mask_password
+from lib.runtime.config import Config, load_config_or_exit, mask_password
 from lib.runtime.logs import configure_logging
+from lib.runtime.supervisor import Supervisor
 from lib.store.attempts import Attempts
 from lib.store.jobqueue import JobQueue, job_ttr
 from lib.store.payments import PaymentStore
@@ -21,9 +23,9 @@ from lib.worker.threads import PaymentWorker, start_threads
 log = logging.getLogger("paypoc.worker")
 
 
-def main() -> int:
-    """Start the threads; the first SIGTERM or SIGINT lets jobs in hand finish, a second exits at once."""
-    config = load_config_or_exit(os.environ)
+def work(config: Config, number: int) -> int:
+    """One worker process: its threads, sweeper and heartbeat, with clients of its own. The first
+    SIGTERM lets the jobs in hand finish; a second exits at once."""
     configure_logging(config.log_level)
     stop = threading.Event()
 
@@ -34,8 +36,7 @@ def main() -> int:
         log.info("Stopping: finishing the jobs in hand (signal again to exit now)")
         stop.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)  # the supervisor passes Ctrl-C on as SIGTERM
     # Each thread gets a Redis connection of its own from one client (lib/store/redis_client.py),
     # and opens its own beanstalkd connection, as a greenstalk client is not thread-safe.
     redis = open_redis(config.redis_url)
@@ -46,8 +47,8 @@ def main() -> int:
     worker = PaymentWorker(config.beanstalk_addr, config.beanstalk_tube, jobs, stop)
     queue = JobQueue(config.beanstalk_addr, config.beanstalk_tube, ttr)
     sweeper = Sweeper(attempts, PaymentStore(redis), queue, config.stale_after, stop)
-    log.info("Worker started: %d thread(s), redis=%s, beanstalkd=%s:%d tube %s", config.max_workers,
-             mask_password(config.redis_url), *config.beanstalk_addr, config.beanstalk_tube)
+    log.info("Worker process %d of %d started: pid %d, %d thread(s)", number + 1, config.worker_processes,
+             os.getpid(), config.max_workers)
     heartbeat = Heartbeat(redis, config.max_workers, worker.jobs_done, stop)
     threads = start_threads(worker.run, config.max_workers, "worker")
     # Two helpers: the sweeper re-queues lost jobs, the heartbeat says this process is alive.
@@ -59,6 +60,16 @@ def main() -> int:
             thread.join(0.5)  # a timed join keeps the main thread free to run signal handlers
     log.info("Worker stopped after %d job(s)", worker.jobs_done())
     return 0
+
+
+def main() -> int:
+    """Start WORKER_PROCESSES worker processes and keep them running until stopped."""
+    config = load_config_or_exit(os.environ)
+    configure_logging(config.log_level, batched=False)  # the supervisor starts no thread before it forks
+    log.info("Worker started: %d process(es) of %d thread(s), redis=%s, beanstalkd=%s:%d tube %s",
+             config.worker_processes, config.max_workers, mask_password(config.redis_url), *config.beanstalk_addr,
+             config.beanstalk_tube)
+    return Supervisor("Worker", config.worker_processes, lambda number: work(config, number)).run()
 
 
 if __name__ == "__main__":

@@ -197,8 +197,7 @@ def launch(env, tmp_path):
 
     yield start
     for process in processes:
-        if process.running():
-            process.stop(signal.SIGKILL)
+        process.kill_all()
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ def test_kill_9_mid_charge_then_a_new_worker_completes_it_charged_once(api, laun
     payment_id = post(api)[2]["data"]["id"]
     # The charge has landed at the processor, the answer has not come back: kill now.
     assert wait_for(lambda: charge_requests(store) == 1 and status(api, payment_id) == "PROCESSING")
-    worker.stop(signal.SIGKILL)
+    worker.kill_all()
     launch("paypoc_worker.py", processing_delay=0.1)
     assert wait_for(lambda: status(api, payment_id) == "COMPLETED")
     assert charges_made(store) == 1 and charge_requests(store) == 2  # asked twice, charged once
@@ -124,7 +124,7 @@ def test_chaos_every_accepted_payment_completes_and_is_charged_exactly_once(star
     def chaos():
         for round_ in range(3):
             time.sleep(0.4)
-            workers[-1].stop(signal.SIGKILL)
+            workers[-1].kill_all()
             if round_ == 1:
                 stack["beanstalkd"].stop()
                 stack["beanstalkd"].start()  # empty again: its jobs are lost
@@ -164,7 +164,7 @@ def test_a_payment_that_keeps_killing_its_worker_is_settled_after_max_attempts(a
         worker = launch("paypoc_worker.py", processing_delay=30, failure_rate=failure_rate, max_attempts=3)
         # Mid-attempt: the charge request reached the processor, and its answer has not come back.
         assert wait_for(lambda: charge_requests(store) == attempt)
-        worker.stop(signal.SIGKILL)  # beanstalkd hands the job out again at once
+        worker.kill_all()  # beanstalkd hands the job out again at once
     launch("paypoc_worker.py", max_attempts=3)
     assert wait_for(lambda: status(api, payment_id) == ending)
     payment = http("GET", f"{api}/payments/{payment_id}")[2]
@@ -195,7 +195,7 @@ def test_a_charge_from_a_lost_attempt_never_leaves_a_failed_payment_charged(api,
         a = launch("paypoc_worker.py", max_attempts=2, redis_url=f"redis://127.0.0.1:{to_a.port}/0")
         payment_id = post(api)[2]["data"]["id"]
         assert to_a.fired.wait(10)
-        a.stop(signal.SIGKILL)
+        a.kill_all()
         if late_charge_lands == "before it is settled":
             to_b.arm("stall", containing=sha(CANCEL_LUA))
         launch("paypoc_worker.py", max_attempts=2, failure_rate=1, redis_url=f"redis://127.0.0.1:{to_b.port}/0")

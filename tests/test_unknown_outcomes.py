@@ -106,7 +106,7 @@ def test_a_keyed_post_whose_api_is_killed_mid_request_ends_in_one_payment(api_pr
     assert proxy.fired.wait(10)
     if fault == "late":
         assert wait_for(lambda: len(payments_of(redis, user)) == 1)  # Redis ran it; the answer is held
-    process.stop(signal.SIGKILL)
+    process.kill_all()
     request.join(10)
     retry_api, _ = api_process(f"redis://127.0.0.1:{redis_server.port}/0")  # a new API process
     (status, headers, body), _ = retry_until_created(

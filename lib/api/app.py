@@ -3,8 +3,9 @@
 import logging
 from typing import NamedTuple
 
+from lib.api.durations import RequestDurations
 from lib.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from lib.api.metrics import RequestDurations, render
+from lib.api.metrics import render
 from lib.api.validation import is_payment_id, parse_key, parse_list_query, parse_payment_request
 from lib.http.errors import HTTPError
 from lib.http.jsonio import dumps, parse_json
@@ -129,7 +130,7 @@ def queue_status(services: Services, request: Request) -> Response:
 
 
 def metrics(services: Services, request: Request) -> Response:
-    """Prometheus text format: counters and gauges from Redis and beanstalkd, this process's histogram."""
+    """Prometheus text format: counters and gauges from Redis and beanstalkd, every API process's histogram."""
     with services.redis.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.counters())
         pipe.hgetall(keys.status_counts())
@@ -163,9 +164,10 @@ UNAVAILABLE = [
 ]
 
 
-def create_app(config: Config, redis: ThreadRedis, queue: JobQueue) -> App:
-    """The WSGI app, given the parsed config, a Redis client and a JobQueue."""
-    durations = RequestDurations()
+def create_app(config: Config, redis: ThreadRedis, queue: JobQueue, durations: RequestDurations | None = None) -> App:
+    """The WSGI app, given the parsed config, a Redis client, a JobQueue and, when several
+    processes serve it, this process's row of their shared RequestDurations."""
+    durations = durations or RequestDurations.for_routes(ROUTES)
     services = Services(redis, PaymentStore(redis), RateLimit(config.rate_limit, config.rate_limit_window), queue,
                         durations)
     return App(ROUTES, services, UNAVAILABLE, durations)

@@ -24,13 +24,13 @@ def wait_for(condition: Callable[[], object], timeout: float = 10.0) -> object:
 
 class Process:
     """python ARGS (an entry point such as paypoc.py, or -m and a module) run from the project's
-    root, its output collected in a file."""
+    root in a process group of its own (with the processes it forks), its output collected in a file."""
 
     def __init__(self, args: list[str], env: dict, log_path: str | Path):
         self.log_path = log_path
         with open(log_path, "ab") as log:
             self.popen = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                          env={**os.environ, **env, "PYTHONUNBUFFERED": "1"})
+                                          env={**os.environ, **env, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
         self.pid = self.popen.pid
 
     def output(self) -> str:
@@ -43,36 +43,64 @@ class Process:
         return self.popen.poll() is None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
-        """Send sig (if still running) and return the exit status."""
+        """Send sig to the process itself (if still running) and return its exit status."""
         if self.running():
             self.popen.send_signal(sig)
         return self.popen.wait(timeout)
 
+    def kill_all(self) -> None:
+        """kill -9 the process and every process it forked, as a crash of the machine would."""
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # every one of them has exited already
+        self.popen.wait()
+
+    def children(self) -> list[int]:
+        """The pids of the processes it forked that are running now."""
+        with open(f"/proc/{self.pid}/task/{self.pid}/children") as children:
+            return [int(pid) for pid in children.read().split()]
+
+    def _pids(self) -> list[int]:
+        """The process and those it forked."""
+        return [self.pid, *self.children()]
+
     def cpu_seconds(self) -> float:
-        """User plus system CPU time used so far, from /proc."""
-        with open(f"/proc/{self.pid}/stat") as stat:
-            fields = stat.read().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User plus system CPU time the process and the processes it forked have used so far, from /proc."""
+        ticks = 0
+        for pid in self._pids():
+            try:
+                with open(f"/proc/{pid}/stat") as stat:
+                    fields = stat.read().rpartition(")")[2].split()
+            except FileNotFoundError:
+                continue  # it ended while we looked
+            # utime and stime; for the process itself also cutime and cstime: its children that ended
+            ticks += sum(int(field) for field in fields[11:15 if pid == self.pid else 13])
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def context_switches(self) -> int:
-        """Context switches of all its threads so far, from /proc."""
+        """Context switches of all the threads of the process and those it forked so far, from /proc."""
         switches = 0
-        for thread in os.listdir(f"/proc/{self.pid}/task"):
-            try:
-                with open(f"/proc/{self.pid}/task/{thread}/status") as status:
-                    switches += sum(int(line.split()[1]) for line in status if "ctxt_switches" in line)
-            except FileNotFoundError:
-                pass  # the thread ended while we looked
+        for pid in self._pids():
+            for thread in os.listdir(f"/proc/{pid}/task") if os.path.exists(f"/proc/{pid}/task") else []:
+                try:
+                    with open(f"/proc/{pid}/task/{thread}/status") as status:
+                        switches += sum(int(line.split()[1]) for line in status if "ctxt_switches" in line)
+                except FileNotFoundError:
+                    pass  # the thread ended while we looked
         return switches
 
     def memory_mb(self) -> tuple[float, float]:
-        """(peak, current) resident memory, in MB, from /proc."""
-        fields = {}
-        with open(f"/proc/{self.pid}/status") as status:
-            for line in status:
-                name, _, value = line.partition(":")
-                fields[name] = value
-        return int(fields["VmHWM"].split()[0]) / 1024, int(fields["VmRSS"].split()[0]) / 1024
+        """(peak, current) resident memory of the process and those it forked, summed, in MB, from /proc."""
+        peak = current = 0
+        for pid in self._pids():
+            fields = {}
+            with open(f"/proc/{pid}/status") as status:
+                for line in status:
+                    name, _, value = line.partition(":")
+                    fields[name] = value
+            peak, current = peak + int(fields["VmHWM"].split()[0]), current + int(fields["VmRSS"].split()[0])
+        return peak / 1024, current / 1024
 
 
 def http(method: str, url: str, body: dict | bytes | None = None, headers: dict | None = None,

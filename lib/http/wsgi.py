@@ -3,6 +3,7 @@
 import itertools
 import logging
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -22,28 +23,33 @@ SAFE_HEADERS = [("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosni
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
-# A new request id is this process's random prefix and a count: unique, and with no call for
-# randomness (a system call) on every request. The cost: ids are sequential, so a client can
-# tell how many requests a process has served; nothing here is secret.
-_ID_PREFIX = uuid.uuid4().hex[:16]
-_ID_COUNT = itertools.count(1)
+STOPPING = "the API is stopping; try again shortly"
 
 
-def request_id(environ: dict) -> str:
-    """The client's X-Request-ID when it is sane, else a new one."""
-    sent = environ.get("HTTP_X_REQUEST_ID", "")
-    return sent if _SANE_REQUEST_ID.fullmatch(sent) else f"{_ID_PREFIX}{next(_ID_COUNT):016x}"
+class RequestIds:
+    """New request ids: a random prefix of this App's (so of this process's) and a count. Unique,
+    with no call for randomness (a system call) on every request. The cost: ids are sequential,
+    so a client can tell how many requests a process has served; nothing here is secret."""
+
+    def __init__(self):
+        self.prefix = uuid.uuid4().hex[:16]
+        self._count = itertools.count(1)
+
+    def for_request(self, environ: dict) -> str:
+        """The client's X-Request-ID when it is sane, else a new one."""
+        sent = environ.get("HTTP_X_REQUEST_ID", "")
+        return sent if _SANE_REQUEST_ID.fullmatch(sent) else f"{self.prefix}{next(self._count):016x}"
 
 
 class Request:
     """What a handler may read of the request."""
 
-    def __init__(self, environ: dict):
+    def __init__(self, environ: dict, request_id: str):
         self.environ = environ
         self.method = environ["REQUEST_METHOD"]
         self.path = environ.get("PATH_INFO") or "/"
         self.query = environ.get("QUERY_STRING", "")
-        self.id = request_id(environ)
+        self.id = request_id
         self.route = "unmatched"  # the route template, once the router has found one
 
     def header(self, name: str) -> str | None:
@@ -75,7 +81,11 @@ class RequestDurations(Protocol):
 class App:
     """The WSGI callable. routes: (method, path template, handler(services, request, **params))
     rows; unavailable: (exception types, message) rows for errors that mean a dependency is down;
-    durations: a RequestDurations (lib/api/metrics.py has one) that times every request by route."""
+    durations: a RequestDurations (lib/api/metrics.py has one) that times every request by route.
+
+    It counts the requests in flight, so that a process told to stop can answer them first
+    (lib/http/server.py); once stop_taking_requests() is called, a new request gets a 503.
+    """
 
     def __init__(self, routes: list[tuple[str, str, Callable]], services: object,
                  unavailable: list[tuple[tuple[type[Exception], ...], str]], durations: RequestDurations):
@@ -83,8 +93,18 @@ class App:
         self.services = services
         self.unavailable = unavailable
         self.durations = durations
+        self.ids = RequestIds()
+        self.in_flight = 0
+        self.stopping = False
+        self._lock = threading.Lock()
+
+    def stop_taking_requests(self) -> None:
+        """From now on, answer every new request 503: this process is about to stop."""
+        self.stopping = True
 
     def _respond(self, request):
+        if self.stopping:
+            return Response(503, {"error": STOPPING}, [("Retry-After", "1")])
         try:
             handler, params, request.route = self.router.match(request.method, request.path)
             return handler(self.services, request, **params)
@@ -100,8 +120,17 @@ class App:
             return Response(500, {"error": "internal error"})
 
     def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
+        with self._lock:
+            self.in_flight += 1
+        try:
+            return self._answer(environ, start_response)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _answer(self, environ, start_response):
         started = time.perf_counter()
-        request = Request(environ)
+        request = Request(environ, self.ids.for_request(environ))
         response = self._respond(request)
         # Serialise first: if that failed, no headers would have gone out yet.
         # The trailing newline keeps curl output (and the original's loop of ten POSTs) one answer a line.

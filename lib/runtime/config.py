@@ -1,6 +1,7 @@
 """Configuration: one table of environment variables, parsed and checked once at start-up."""
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Mapping
@@ -85,6 +86,27 @@ def _host(text):
     return text
 
 
+def available_cores() -> int:
+    """How many cores this process may run on (a container's cpuset counts, a CPU quota does not)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _processes(text):
+    """A number of processes from 1 to 256; empty means one per core this process may run on."""
+    if text == "":
+        return available_cores()
+    return _integer(1, 256)(text)
+
+
+def _flag(text):
+    if text.lower() not in ("yes", "no", "true", "false", "1", "0") or not text.isascii():
+        raise ValueError("yes or no")
+    return text.lower() in ("yes", "true", "1")
+
+
 def _log_level(text):
     level = text.upper() if text.isascii() else ""  # "ınfo".upper() is "INFO"
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
@@ -109,6 +131,9 @@ SETTINGS = [
     ("RETRY_DELAY", _seconds(0, 3600), "1"),
     ("FAILURE_RATE", _probability, "0"),
     ("STALE_AFTER", _seconds(1, 86400), "60"),
+    ("API_PROCESSES", _processes, ""),
+    ("API_PIN_CPUS", _flag, "no"),
+    ("WORKER_PROCESSES", _processes, "1"),
 ]
 
 
@@ -131,6 +156,9 @@ class Config:
     retry_delay: float
     failure_rate: float
     stale_after: float
+    api_processes: int
+    api_pin_cpus: bool
+    worker_processes: int
 
 
 def load_config(environ: Mapping[str, str]) -> "Config":

@@ -11,10 +11,15 @@ TIME_FORMAT = "%Y/%m/%d %H:%M:%S"  # 2026/11/24 10:00:00, as in the original's w
 FLUSH_EVERY = 0.2  # seconds an INFO line may wait before it is written
 
 
-def configure_logging(level: int) -> None:
-    """Send every record at `level` or above to standard output, one line each."""
+def configure_logging(level: int, batched: bool = True) -> None:
+    """Send every record at `level` or above to standard output, one line each; batched, by a
+    thread of its own (a supervisor, which must start no thread before it forks, writes each
+    line at once)."""
     output = logging.StreamHandler(sys.stdout)
     output.setFormatter(logging.Formatter(LINE_FORMAT, TIME_FORMAT))
+    if not batched:
+        logging.basicConfig(level=level, handlers=[output], force=True)
+        return
     # Lines are written in batches, every FLUSH_EVERY seconds and at once from a warning up: a
     # busy API logs a line per request, and a write of its own for each line would have every
     # request thread queue for the stream. The cost: a process killed with kill -9 loses the

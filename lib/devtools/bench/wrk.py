@@ -5,7 +5,6 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Callable
-from types import SimpleNamespace
 
 from lib.devtools.local_servers import require
 from lib.devtools.processes import Process
@@ -58,10 +57,10 @@ def hello_after_round_trip(redis: ThreadRedis, key: str) -> Callable:
 def serve_hello(port: int, threads: int, redis_url: str | None = None, key: str | None = None) -> None:
     """Serve hello_app with the API's own server settings; with redis_url and key,
     hello_after_round_trip through the API's own Redis client."""
-    from lib.http.server import create_server
+    from lib.http.server import create_server, listen
     from lib.store.redis_client import open_redis
     app = hello_after_round_trip(open_redis(redis_url), key) if redis_url else hello_app
-    create_server(app, SimpleNamespace(host="127.0.0.1", port=port, threads=threads)).run()
+    create_server(app, [listen("127.0.0.1", port)], threads).run()
 
 
 def run_wrk(url: str, script: str, seconds: float, connections: int = 16, threads: int = 2) -> dict:
