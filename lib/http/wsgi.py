@@ -3,7 +3,6 @@
 import itertools
 import logging
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -21,9 +20,6 @@ JSON = "application/json"
 SAFE_HEADERS = [("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")]
 # A client's X-Request-ID is echoed only when it is short and plain, so it is safe in a log line.
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-
-
-STOPPING = "the API is stopping; try again shortly"
 
 
 class RequestIds:
@@ -72,7 +68,7 @@ class Response(NamedTuple):
 
 
 class RequestDurations(Protocol):
-    """What the app times requests with (lib/api/metrics.py has one)."""
+    """What the app times requests with (lib/api/durations.py has one)."""
 
     def observe(self, method: str, route: str, seconds: float) -> None:
         """Count one request to route that took `seconds`."""
@@ -81,11 +77,7 @@ class RequestDurations(Protocol):
 class App:
     """The WSGI callable. routes: (method, path template, handler(services, request, **params))
     rows; unavailable: (exception types, message) rows for errors that mean a dependency is down;
-    durations: a RequestDurations (lib/api/metrics.py has one) that times every request by route.
-
-    It counts the requests in flight, so that a process told to stop can answer them first
-    (lib/http/server.py); once stop_taking_requests() is called, a new request gets a 503.
-    """
+    durations: a RequestDurations (lib/api/durations.py has one) that times every request by route."""
 
     def __init__(self, routes: list[tuple[str, str, Callable]], services: object,
                  unavailable: list[tuple[tuple[type[Exception], ...], str]], durations: RequestDurations):
@@ -94,17 +86,8 @@ class App:
         self.unavailable = unavailable
         self.durations = durations
         self.ids = RequestIds()
-        self.in_flight = 0
-        self.stopping = False
-        self._lock = threading.Lock()
-
-    def stop_taking_requests(self) -> None:
-        """From now on, answer every new request 503: this process is about to stop."""
-        self.stopping = True
 
     def _respond(self, request):
-        if self.stopping:
-            return Response(503, {"error": STOPPING}, [("Retry-After", "1")])
         try:
             handler, params, request.route = self.router.match(request.method, request.path)
             return handler(self.services, request, **params)
@@ -120,15 +103,6 @@ class App:
             return Response(500, {"error": "internal error"})
 
     def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
-        with self._lock:
-            self.in_flight += 1
-        try:
-            return self._answer(environ, start_response)
-        finally:
-            with self._lock:
-                self.in_flight -= 1
-
-    def _answer(self, environ, start_response):
         started = time.perf_counter()
         request = Request(environ, self.ids.for_request(environ))
         response = self._respond(request)
