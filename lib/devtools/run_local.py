@@ -8,6 +8,7 @@ import threading
 from urllib.parse import quote
 
 from lib.devtools.local_servers import local_beanstalkd, local_redis
+from lib.runtime.config import ConfigError, load_config
 
 REDIS_PORT, BEANSTALK_PORT = 6379, 11300
 # The same commands the api and worker containers run (see docker-compose.yml).
@@ -42,6 +43,11 @@ def main(data_dir: str = ".run") -> int:
     credentials = f":{quote(password, safe='')}@" if password else ""
     env.update(REDIS_URL=f"redis://{credentials}localhost:{REDIS_PORT}/0",
                BEANSTALK_ADDR=f"localhost:{BEANSTALK_PORT}", PYTHONUNBUFFERED="1")
+    try:
+        config = load_config(env)  # as the API and the worker will read it: a bad value stops us first
+    except ConfigError as error:
+        print(f"paypoc: {error}", file=sys.stderr)
+        return 2
     os.makedirs(f"{data_dir}/redis", exist_ok=True)
     os.makedirs(f"{data_dir}/beanstalkd", exist_ok=True)
     finished = threading.Event()
@@ -62,7 +68,9 @@ def main(data_dir: str = ".run") -> int:
             apps[name] = subprocess.Popen([sys.executable] + command[1:], env=env, stdout=subprocess.PIPE,
                                           stderr=subprocess.STDOUT, start_new_session=True)
             threading.Thread(target=_relay, args=(name, apps[name].stdout), daemon=True).start()
-        print("API on http://localhost:8000 - press Ctrl-C to stop everything", flush=True)
+        print(f"API on http://localhost:8000 ({config.api_processes} processes of {config.threads} threads), worker "
+              f"({config.worker_processes} process(es) of {config.max_workers} thread(s)) - press Ctrl-C to stop "
+              "everything", flush=True)
         while not finished.wait(0.5):
             dead = [name for name, process in apps.items() if process.poll() is not None]
             if dead:
