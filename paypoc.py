@@ -41,9 +41,9 @@ def main() -> int:
         log.error("Cannot listen on %s:%d: %s", config.host, config.port, error.strerror)
         return 1
     durations = RequestDurations.for_routes(ROUTES, config.api_processes)
-    log.info("API listening on http://%s:%d (%d process(es) of %d threads, redis=%s, beanstalkd=%s:%d tube %s)",
+    log.info("API listening on http://%s:%d (%d process(es) of %d threads, redis=%s, beanstalkd=%s tube %s)",
              config.host, config.port, config.api_processes, config.threads, mask_password(config.redis_url),
-             *config.beanstalk_addr, config.beanstalk_tube)
+             ",".join(f"{host}:{port}" for host, port in config.beanstalk_addr), config.beanstalk_tube)
     supervisor = Supervisor("API", config.api_processes, lambda number: serve(config, sock, durations, number),
                             pin=config.api_pin_cpus)
     code = supervisor.run()

@@ -44,7 +44,7 @@ def work(config: Config, number: int) -> int:
     attempts = Attempts(redis, lease_seconds=ttr, max_attempts=config.max_attempts)
     processor = SimulatedProcessor(redis, config.processing_delay, config.failure_rate)
     jobs = PaymentJobs(attempts, processor, config.retry_delay)
-    worker = PaymentWorker(config.beanstalk_addr, config.beanstalk_tube, jobs, stop)
+    worker = PaymentWorker(config.beanstalk_addr, config.beanstalk_tube, jobs, stop, config.max_workers)
     queue = JobQueue(config.beanstalk_addr, config.beanstalk_tube, ttr)
     sweeper = Sweeper(attempts, PaymentStore(redis), queue, config.stale_after, stop)
     log.info("Worker process %d of %d started: pid %d, %d thread(s)", number + 1, config.worker_processes,
@@ -66,9 +66,9 @@ def main() -> int:
     """Start WORKER_PROCESSES worker processes and keep them running until stopped."""
     config = load_config_or_exit(os.environ)
     configure_logging(config.log_level, batched=False)  # the supervisor starts no thread before it forks
-    log.info("Worker started: %d process(es) of %d thread(s), redis=%s, beanstalkd=%s:%d tube %s",
-             config.worker_processes, config.max_workers, mask_password(config.redis_url), *config.beanstalk_addr,
-             config.beanstalk_tube)
+    log.info("Worker started: %d process(es) of %d thread(s), redis=%s, beanstalkd=%s tube %s",
+             config.worker_processes, config.max_workers, mask_password(config.redis_url),
+             ",".join(f"{host}:{port}" for host, port in config.beanstalk_addr), config.beanstalk_tube)
     return Supervisor("Worker", config.worker_processes, lambda number: work(config, number)).run()
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from lib.api.app import create_app
 from lib.devtools.local_servers import free_port, local_beanstalkd, local_redis, missing
+from lib.devtools.peek import charge_requests, charges_made  # noqa: F401 (for the tests)
 from lib.devtools.processes import Process, answers, wait_for
 from lib.runtime.config import load_config
 from lib.store import keys
@@ -24,12 +25,33 @@ from lib.store.jobqueue import JobQueue, job_ttr
 from lib.store.payments import Admission, Payment, PaymentStore
 from lib.store.ratelimit import RateLimit
 from lib.store.redis_client import open_redis
+from lib.store.totals import totals
 from lib.worker.jobs import PaymentJobs
 from lib.worker.processor import SimulatedProcessor
 from lib.worker.threads import PaymentWorker, start_threads
 
 WALKTHROUGH_BODY = {"user_Id": "user_123", "amount": 1500, "currency": "XAF"}
 NO_LIMIT = RateLimit(capacity=1_000_000, window=1)
+
+
+def all_keys(redis, pattern="*"):
+    """Every key matching pattern, sorted (SCAN, which reaches every master of a cluster too)."""
+    return sorted(redis.scan_iter(pattern))
+
+
+def unfinished_score(redis, payment_id):
+    """The payment's score in its shard's unfinished index (when it should next make progress), or None."""
+    return redis.zscore(keys.unfinished(keys.shard_of_payment(payment_id)), payment_id)
+
+
+def counter(redis, name):
+    """A counter of /metrics, summed over the shards."""
+    return totals(redis)[0][name]
+
+
+def status_counts(redis):
+    """Payments by status, summed over the shards."""
+    return totals(redis)[1]
 
 
 def store_payment(redis, user_id="u"):
@@ -39,14 +61,6 @@ def store_payment(redis, user_id="u"):
     return payment
 
 
-def charges_made(redis):
-    """How many payments the simulated processor has charged (each at most once)."""
-    return redis.hlen(keys.charges())
-
-
-def charge_requests(redis):
-    """How many charge requests the simulated processor has received, replays and refusals included."""
-    return int(redis.get(keys.charge_requests()) or 0)
 
 
 def pytest_configure(config):
@@ -230,7 +244,7 @@ def run_worker(env, redis):
         attempts = Attempts(redis, job_ttr(config.processing_delay), config.max_attempts)
         processor = SimulatedProcessor(redis, config.processing_delay, config.failure_rate)
         jobs = PaymentJobs(attempts, processor, config.retry_delay)
-        worker = PaymentWorker(config.beanstalk_addr, config.beanstalk_tube, jobs, stop)
+        worker = PaymentWorker(config.beanstalk_addr, config.beanstalk_tube, jobs, stop, config.max_workers)
         stops.append(stop)
         threads.extend(start_threads(worker.run, config.max_workers, "worker"))
         return worker, stop

@@ -7,7 +7,7 @@ import pytest
 
 from lib.http.jsonio import MAX_BODY_BYTES
 from lib.store import keys
-from tests.conftest import WALKTHROUGH_BODY, store_payment
+from tests.conftest import WALKTHROUGH_BODY, all_keys, store_payment, unfinished_score
 
 
 def test_health_answers_ok(client):
@@ -32,7 +32,7 @@ def test_post_stores_a_pending_payment_queues_its_job_and_points_to_it(client, r
     assert payment["initiated_at"].endswith("Z") and payment["updated_at"] == payment["initiated_at"]
     assert headers["Location"] == f"/payments/{payment['id']}"
     assert redis.hget(keys.payment(payment['id']), "status") == "PENDING"
-    assert redis.zscore(keys.unfinished(), payment["id"]) is not None  # the sweeper can find it
+    assert unfinished_score(redis, payment["id"]) is not None  # the sweeper can find it
     job = tube.reserve(timeout=0)
     assert json.loads(job.body) == {"payment_id": payment["id"]}
 
@@ -83,7 +83,7 @@ def test_head_answers_as_get_would_with_no_body(client, redis, path):
 def test_invalid_field_is_400_naming_it_and_stores_nothing(client, redis, tube):
     status, _, body = client.post_payment({"user_id": "u", "amount": 10.123, "currency": "USD"})
     assert status == 400 and body["error"].startswith("amount")
-    assert redis.keys("*") == []  # no payment, and no rate-limit token spent
+    assert all_keys(redis) == []  # no payment, and no rate-limit token spent
     assert tube.stats_tube(tube.using())["current-jobs-ready"] == 0
 
 
@@ -103,7 +103,7 @@ def test_body_over_64_kib_is_413(client, redis):
     raw = json.dumps({"user_id": "u", "amount": 1, "currency": "USD", "pad": "x" * MAX_BODY_BYTES}).encode()
     status, _, body = client.post_payment(raw)
     assert status == 413 and "larger than" in body["error"]
-    assert redis.keys(keys.payment("*")) == []
+    assert all_keys(redis, "payment:*") == []
 
 
 def test_body_longer_than_its_content_length_claims_is_not_read_past_the_limit(client):

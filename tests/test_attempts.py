@@ -12,9 +12,10 @@ from lib.store.attempts import Attempts, BeginOutcome, EndOutcome
 from lib.store.payments import Status
 from lib.worker.jobs import failure_reason
 from lib.worker.processor import ChargeDeclined, SimulatedProcessor
-from tests.conftest import charge_requests, charges_made, store_payment
+from tests.conftest import charge_requests, charges_made, store_payment, unfinished_score
 
 COMPLETED, FAILED, PENDING = Status.COMPLETED, Status.FAILED, Status.PENDING
+P1, P2 = keys.new_payment_id(1), keys.new_payment_id(2)  # two payments' ids, for the processor alone
 
 
 def stored_payment(redis):
@@ -92,7 +93,7 @@ def test_a_finished_payment_never_moves_again(redis):
     assert (begun.outcome, begun.payment.status, begun.payment.attempts) == ("finished", COMPLETED, 1)
     assert attempts.end(payment_id, 1, PENDING) == (EndOutcome.LEASE_LOST, COMPLETED, 1)
     assert redis.hget(keys.payment(payment_id), "status") == COMPLETED
-    assert redis.zscore(keys.unfinished(), payment_id) is None
+    assert unfinished_score(redis, payment_id) is None
 
 
 def test_a_duplicate_job_for_a_finished_payment_takes_it_out_of_the_unfinished_index(redis):
@@ -100,9 +101,9 @@ def test_a_duplicate_job_for_a_finished_payment_takes_it_out_of_the_unfinished_i
     attempts = Attempts(redis, 60, 3)
     attempts.begin(payment_id, 1)
     attempts.end(payment_id, 1, COMPLETED)
-    redis.zadd(keys.unfinished(), {payment_id: 0})  # put back by a sweeper that lost a race
+    redis.zadd(keys.unfinished(keys.shard_of_payment(payment_id)), {payment_id: 0})  # put back by a sweeper that lost a race
     assert attempts.begin(payment_id, 2).outcome is BeginOutcome.FINISHED
-    assert redis.zscore(keys.unfinished(), payment_id) is None  # so it is not re-queued again
+    assert unfinished_score(redis, payment_id) is None  # so it is not re-queued again
 
 
 def test_a_retry_puts_the_payment_back_to_pending_stamped_with_when_it_is_due(redis):
@@ -112,14 +113,14 @@ def test_a_retry_puts_the_payment_back_to_pending_stamped_with_when_it_is_due(re
     before = time.time()
     assert attempts.end(payment_id, 1, PENDING, retry_in=4).outcome is EndOutcome.ENDED
     assert redis.hget(keys.payment(payment_id), "status") == PENDING
-    assert before + 4 - 1 <= redis.zscore(keys.unfinished(), payment_id) <= time.time() + 4 + 1
+    assert before + 4 - 1 <= unfinished_score(redis, payment_id) <= time.time() + 4 + 1
 
 
 def test_an_attempt_is_stamped_with_the_end_of_its_lease(redis):
     payment_id = stored_payment(redis)
     before = time.time()
     Attempts(redis, lease_seconds=30, max_attempts=3).begin(payment_id, 1)
-    assert before + 30 - 1 <= redis.zscore(keys.unfinished(), payment_id) <= time.time() + 30 + 1
+    assert before + 30 - 1 <= unfinished_score(redis, payment_id) <= time.time() + 30 + 1
 
 
 def test_an_unknown_payment_is_missing(redis):
@@ -150,25 +151,25 @@ def test_a_settling_cut_short_does_not_count_as_an_interrupted_attempt(redis):
 
 def test_the_processor_charges_a_payment_once_however_often_it_is_asked(redis):
     processor = SimulatedProcessor(redis, delay=0, failure_rate=0)
-    first = processor.charge("p1")
-    assert processor.charge("p1") == first and processor.charge("p2") != first
+    first = processor.charge(P1)
+    assert processor.charge(P1) == first and processor.charge(P2) != first
     assert charges_made(redis) == 2 and charge_requests(redis) == 3
 
 
 def test_a_charged_payment_is_never_declined_afterwards(redis):
-    SimulatedProcessor(redis, 0, 0).charge("p1")
+    SimulatedProcessor(redis, 0, 0).charge(P1)
     always_declines = SimulatedProcessor(redis, 0, failure_rate=1)
-    assert always_declines.charge("p1").startswith("ch_")  # the first answer, replayed
+    assert always_declines.charge(P1).startswith("ch_")  # the first answer, replayed
     with pytest.raises(ChargeDeclined):
-        always_declines.charge("p2")
+        always_declines.charge(P2)
     assert charges_made(redis) == 1
 
 
 def test_cancelling_reports_a_charge_that_landed_and_refuses_any_later_one(redis):
     processor = SimulatedProcessor(redis, 0, 0)
-    charged = processor.charge("p1")
-    assert processor.cancel("p1") == charged  # it stands: the payment is COMPLETED, not FAILED
-    assert processor.cancel("p2") is None
+    charged = processor.charge(P1)
+    assert processor.cancel(P1) == charged  # it stands: the payment is COMPLETED, not FAILED
+    assert processor.cancel(P2) is None
     with pytest.raises(ChargeDeclined, match="cancelled"):
-        processor.charge("p2")  # a charge that arrives late, from a worker that lost its lease
+        processor.charge(P2)  # a charge that arrives late, from a worker that lost its lease
     assert charges_made(redis) == 1

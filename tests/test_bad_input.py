@@ -8,6 +8,7 @@ import socket
 
 from lib.devtools.processes import http as http_request
 from lib.store import keys
+from tests.conftest import all_keys
 
 SEED = 20261124
 VALID = {"user_id": '"fuzz-user"', "amount": "10", "currency": '"USD"'}  # raw JSON text per field
@@ -182,5 +183,5 @@ def test_1500_malformed_requests_each_get_one_clean_4xx_answer_and_store_nothing
     for request in cut_short_cases():
         assert [status for status, _, _ in send_raw(port, request)] in ([], [400]), request
     assert http_request("GET", f"{api}/health")[0] == 200
-    assert redis.keys(keys.payment("*")) == [] and redis.keys(keys.rate_limit("*")) == []
-    assert redis.zcard(keys.unfinished()) == 0
+    assert all_keys(redis, "payment:*") == [] and all_keys(redis, "ratelimit:*") == []
+    assert all_keys(redis, "payments:*:unfinished") == []

@@ -10,7 +10,7 @@ from lib.devtools.processes import http, wait_for
 from lib.api.durations import RequestDurations
 from lib.api.metrics import escape_label, render
 from lib.store import keys
-from tests.conftest import WALKTHROUGH_BODY
+from tests.conftest import WALKTHROUGH_BODY, counter, status_counts
 
 
 def post_for(client, user, count, **headers):
@@ -121,7 +121,7 @@ def test_metrics_follow_the_text_format_and_count_what_happened(make_client, red
     api_two.post_payment(WALKTHROUGH_BODY)  # the third for user_123: rate-limited
     api_one.request("GET", "/nowhere")
     run_worker()
-    assert wait_for(lambda: redis.hget(keys.counters(), "payments_completed") == "2")
+    assert wait_for(lambda: counter(redis, "payments_completed") == 2)
     status, headers, text = api_two.request_text("GET", "/metrics")
     assert status == 200 and headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
     families, declared = parse_exposition(text)
@@ -138,9 +138,9 @@ def test_metrics_follow_the_text_format_and_count_what_happened(make_client, red
 def test_failures_and_retries_are_counted(client, redis, run_worker):
     client.post_payment(WALKTHROUGH_BODY)
     run_worker(failure_rate=1, max_attempts=2, retry_delay=0)
-    assert wait_for(lambda: redis.hget(keys.counters(), "payments_failed") == "1")
-    assert redis.hget(keys.counters(), "payments_retried") == "1"
-    assert redis.hgetall(keys.status_counts()) == {"PENDING": "0", "PROCESSING": "0", "FAILED": "1"}
+    assert wait_for(lambda: counter(redis, "payments_failed") == 1)
+    assert counter(redis, "payments_retried") == 1
+    assert status_counts(redis) == {"PENDING": 0, "PROCESSING": 0, "FAILED": 1}
 
 
 @pytest.mark.filterwarnings("ignore:Unknown REQUEST_METHOD")  # wsgiref's validator; invented on purpose
@@ -157,7 +157,7 @@ def test_methods_no_route_knows_share_one_label_in_the_histogram(client):
 def test_label_values_are_escaped():
     durations = RequestDurations(['GE"T'], ["/a\\b\nc"])
     durations.observe('GE"T', "/a\\b\nc", 0.003)
-    text = render({}, {}, {"ready": 1, "reserved": 0, "delayed": 0, "buried": 0}, durations)
+    text = render({}, {}, {"b:11300": {"ready": 1, "reserved": 0, "delayed": 0, "buried": 0}}, durations)
     assert escape_label('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
     assert 'method="GE\\"T",route="/a\\\\b\\nc"' in text
     check_histograms(*parse_exposition(text))

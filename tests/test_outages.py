@@ -9,7 +9,7 @@ import pytest
 
 from lib.store import keys
 from lib.store.redis_client import open_redis
-from tests.conftest import WALKTHROUGH_BODY
+from tests.conftest import WALKTHROUGH_BODY, unfinished_score
 
 CONTRACT_SECONDS = 2.0
 
@@ -52,7 +52,7 @@ def test_beanstalkd_stopped_still_accepts_the_payment_and_leaves_it_to_the_sweep
     assert status == 201 and seconds < CONTRACT_SECONDS
     redis = open_redis(f"redis://127.0.0.1:{own_servers['redis'].port}/0")
     assert redis.hget(keys.payment(body['data']['id']), "status") == "PENDING"
-    assert redis.zscore(keys.unfinished(), body["data"]["id"]) == 0  # due for the sweeper at once
+    assert unfinished_score(redis, body["data"]["id"]) == 0  # due for the sweeper at once
 
 
 def test_api_reconnects_once_beanstalkd_is_back(app_client, own_servers, env):

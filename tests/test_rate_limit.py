@@ -8,6 +8,7 @@ from lib.api.app import limit_header
 from lib.store import keys
 from lib.store.payments import Payment, PaymentStore
 from lib.store.ratelimit import RateLimit
+from tests.conftest import all_keys
 
 
 def take(redis, bucket, user_id="u"):
@@ -21,7 +22,7 @@ def test_40_concurrent_posts_for_one_user_get_exactly_10_through(make_client, re
     with ThreadPoolExecutor(max_workers=40) as pool:
         statuses = list(pool.map(lambda _: client.post_payment(body)[0], range(40)))
     assert statuses.count(201) == 10 and statuses.count(429) == 30
-    assert len(redis.keys(keys.payment("*"))) == 10
+    assert len(all_keys(redis, "payment:*")) == 10
 
 
 def test_bucket_refills_at_the_configured_rate(redis):
@@ -34,7 +35,7 @@ def test_bucket_refills_at_the_configured_rate(redis):
     seconds, microseconds = redis.time()
     redis.hset(keys.rate_limit("u"), mapping={"tokens": 0, "at_ms": seconds * 1000 + microseconds // 1000 - 1500})
     assert [take(redis, bucket).allowed for _ in range(2)] == [True, False]
-    assert len(redis.keys(keys.payment("*"))) == 3  # a refused request stores nothing
+    assert len(all_keys(redis, "payment:*")) == 3  # a refused request stores nothing
 
 
 def test_a_full_bucket_leaves_no_key_behind(redis):

@@ -13,15 +13,14 @@ from lib.store.attempts import Attempts
 from lib.store.jobqueue import JobQueue, QueueUnavailable
 from lib.store.payments import PaymentStore
 from lib.worker.sweeper import Sweeper
-from tests.conftest import store_payment
+from tests.conftest import store_payment, unfinished_score
 
-UNFINISHED = keys.unfinished()
 
 
 @pytest.fixture
 def queue(env):
     host, port = env["BEANSTALK_ADDR"].split(":")
-    return JobQueue((host, int(port)), env["BEANSTALK_TUBE"], ttr=60)
+    return JobQueue(((host, int(port)),), env["BEANSTALK_TUBE"], ttr=60)
 
 
 def add_payments(redis, count):
@@ -47,7 +46,7 @@ def test_only_payments_past_their_time_are_requeued(redis, queue, tube):
     assert sweeper(redis, queue, 60).sweep() == 1
     assert queued_ids(tube) == [due]
     # A claimed payment is re-stamped now, so it is stale again only after another STALE_AFTER.
-    assert abs(redis.zscore(UNFINISHED, due) - time.time()) < 2
+    assert abs(unfinished_score(redis, due) - time.time()) < 2
     assert sweeper(redis, queue, 60).sweep() == 0
 
 
@@ -73,16 +72,16 @@ def test_payments_that_could_not_be_queued_stay_due(redis, env):
     store, ids = add_payments(redis, 3)
     for payment_id in ids:
         store.mark_due(payment_id)
-    nowhere = JobQueue(("127.0.0.1", free_port()), env["BEANSTALK_TUBE"], ttr=60)
+    nowhere = JobQueue((("127.0.0.1", free_port()),), env["BEANSTALK_TUBE"], ttr=60)
     with pytest.raises(QueueUnavailable):
         sweeper(redis, nowhere, 60).sweep()
-    assert [redis.zscore(UNFINISHED, payment_id) for payment_id in ids] == [0, 0, 0]
+    assert [unfinished_score(redis, payment_id) for payment_id in ids] == [0, 0, 0]
 
 
 def test_a_payment_that_finished_meanwhile_is_not_marked_due_again(redis):
     # The sweeper (or the API) could not queue the job, and a worker finished the payment from
     # an older one before it marks the payment due: marking it must not bring it back.
     store, (payment_id,) = add_payments(redis, 1)
-    redis.zrem(UNFINISHED, payment_id)  # as Attempts.end leaves a finished payment
+    redis.zrem(keys.unfinished(keys.shard_of_payment(payment_id)), payment_id)  # as Attempts.end leaves a finished payment
     store.mark_due(payment_id)
-    assert redis.zscore(UNFINISHED, payment_id) is None
+    assert unfinished_score(redis, payment_id) is None

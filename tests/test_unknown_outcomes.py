@@ -11,6 +11,7 @@ from lib.devtools.local_servers import free_port
 from lib.devtools.processes import http, wait_for
 from lib.runtime.config import DEPENDENCY_TIMEOUT
 from lib.store import keys
+from tests.conftest import counter
 from tests.faults import FaultProxy
 
 BODY = {"user_id": "u", "amount": "12.5", "currency": "EUR"}
@@ -115,7 +116,7 @@ def test_a_keyed_post_whose_api_is_killed_mid_request_ends_in_one_payment(api_pr
     if fault == "stall":
         assert "Idempotent-Replayed" not in headers  # the retry made the payment
         proxy.release()  # the dead API's admission reaches Redis now, and finds the key taken
-        assert wait_for(lambda: redis.hget(keys.counters(), "idempotent_replays") == "1")
+        assert wait_for(lambda: counter(redis, "idempotent_replays") == 1)
         assert payments_of(redis, user) == [body["data"]["id"]]
     else:
         assert headers["Idempotent-Replayed"] == "true"

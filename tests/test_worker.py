@@ -11,7 +11,7 @@ from lib.store.attempts import Attempts, BeginOutcome
 from lib.store.payments import Status
 from lib.worker.jobs import retry_delay
 from lib.worker.processor import SimulatedProcessor
-from tests.conftest import WALKTHROUGH_BODY, charge_requests, charges_made, store_payment
+from tests.conftest import WALKTHROUGH_BODY, charge_requests, charges_made, store_payment, unfinished_score
 
 COMPLETED, FAILED, PROCESSING = Status.COMPLETED, Status.FAILED, Status.PROCESSING
 
@@ -80,7 +80,7 @@ def test_declined_attempts_are_retried_then_the_payment_fails_visibly(client, re
     stored = client.request("GET", f"/payments/{payment_id}")[2]
     assert stored["attempts"] == 2 and stored["failure_reason"] == "declined by the simulated processor"
     assert wait_for(lambda: tube.stats_tube(tube.using())["current-jobs-buried"] == 1)
-    assert charges_made(redis) == 0 and redis.zscore(keys.unfinished(), payment_id) is None
+    assert charges_made(redis) == 0 and unfinished_score(redis, payment_id) is None
 
 
 def test_retry_delays_double_with_jitter_within_bounds():

@@ -11,11 +11,11 @@ from lib.http.errors import HTTPError
 from lib.http.jsonio import dumps, parse_json
 from lib.http.wsgi import App, Request, Response
 from lib.runtime.config import Config
-from lib.store import keys
-from lib.store.jobqueue import JobQueue, QueueUnavailable
+from lib.store.jobqueue import JobQueue, QueueUnavailable, total
 from lib.store.payments import Admission, Payment, PaymentStore, UnknownCursor
 from lib.store.ratelimit import Decision, RateLimit
 from lib.store.redis_client import REDIS_DOWN_ERRORS, ThreadRedis, describe
+from lib.store.totals import totals
 from lib.store.workers import live_workers
 
 log = logging.getLogger("paypoc.api")
@@ -125,16 +125,14 @@ def list_payments(services: Services, request: Request) -> Response:
 
 def queue_status(services: Services, request: Request) -> Response:
     """What the queue holds now, and which worker processes are alive (by their heartbeats)."""
-    return Response(200, {"tube": services.queue.tube, "jobs": services.queue.counts(),
+    counts = services.queue.counts()
+    return Response(200, {"tube": services.queue.tube, "jobs": total(counts), "servers": counts,
                           "workers": live_workers(services.redis)})
 
 
 def metrics(services: Services, request: Request) -> Response:
     """Prometheus text format: counters and gauges from Redis and beanstalkd, every API process's histogram."""
-    with services.redis.pipeline(transaction=False) as pipe:
-        pipe.hgetall(keys.counters())
-        pipe.hgetall(keys.status_counts())
-        counters, status_counts = pipe.execute()
+    counters, status_counts = totals(services.redis)
     text = render(counters, status_counts, services.queue.counts(), services.durations)
     return Response(200, text, content_type=METRICS_CONTENT_TYPE)
 

@@ -1,6 +1,8 @@
 """The /metrics page: counters kept in Redis by the scripts that make each change, gauges read on
 demand, and the request-duration histogram of every API process, written out in Prometheus text format 0.0.4."""
 
+from collections.abc import Mapping
+
 from lib.api.durations import RequestDurations
 
 # The fields of the counters hash (lib/store/keys.py), which the Lua scripts update in the same
@@ -26,9 +28,10 @@ def _labels(pairs):
     return "{" + ",".join(f'{name}="{escape_label(value)}"' for name, value in pairs) + "}" if pairs else ""
 
 
-def render(counters: dict[str, str], status_counts: dict[str, str], queue_counts: dict[str, int],
-           durations: RequestDurations) -> str:
-    """The whole /metrics page: HELP and TYPE before each family's samples."""
+def render(counters: Mapping[str, int], status_counts: Mapping[str, int],
+           queue_counts: Mapping[str, Mapping[str, int]], durations: RequestDurations) -> str:
+    """The whole /metrics page: HELP and TYPE before each family's samples. queue_counts is each
+    beanstalkd's (JobQueue.counts)."""
     lines = []
 
     def family(name, kind, help_text, samples):
@@ -41,8 +44,12 @@ def render(counters: dict[str, str], status_counts: dict[str, str], queue_counts
     family("paypoc_payments", "gauge", "Payments by status, now.",
            [([("status", status)], int(status_counts.get(status, 0)))
             for status in ("PENDING", "PROCESSING", "COMPLETED", "FAILED")])
-    family("paypoc_queue_jobs", "gauge", "Jobs in the beanstalkd tube by state, now.",
-           [([("state", state)], queue_counts[state]) for state in ("ready", "reserved", "delayed", "buried")])
+    states = ("ready", "reserved", "delayed", "buried")
+    family("paypoc_queue_jobs", "gauge", "Jobs in the tube by state, now, over every beanstalkd.",
+           [([("state", state)], sum(counts[state] for counts in queue_counts.values())) for state in states])
+    family("paypoc_queue_server_jobs", "gauge", "Jobs in the tube by state, now, on each beanstalkd.",
+           [([("server", server), ("state", state)], counts[state])
+            for server, counts in queue_counts.items() for state in states])
     name = "paypoc_http_request_duration_seconds"
     lines += [f"# HELP {name} Time to answer a request, summed over every API process.", f"# TYPE {name} histogram"]
     for labels, cumulative, total in durations.samples():

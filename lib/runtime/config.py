@@ -59,12 +59,15 @@ def _probability(text):
     return float(text)
 
 
-def _host_port(text):
-    """'host:port' -> (host, port), the address greenstalk connects to."""
-    host, _, port = text.rpartition(":")
-    if not host or not is_digits(port) or not 1 <= int(port) <= 65535:
-        raise ValueError("host:port, for example localhost:11300")
-    return host, int(port)
+def _host_ports(text):
+    """'host:port[,host:port...]' -> ((host, port), ...), the beanstalkd servers to spread jobs over."""
+    addresses = []
+    for address in text.split(","):
+        host, _, port = address.strip().rpartition(":")
+        if not host or not is_digits(port) or not 1 <= int(port) <= 65535:
+            raise ValueError("host:port, or several separated by commas, for example localhost:11300")
+        addresses.append((host, int(port)))
+    return tuple(addresses)
 
 
 def _redis_url(text):
@@ -120,7 +123,7 @@ SETTINGS = [
     ("PORT", _integer(1, 65535), "8000"),
     ("THREADS", _integer(1, 1000), "8"),
     ("REDIS_URL", _redis_url, "redis://localhost:6379/0"),
-    ("BEANSTALK_ADDR", _host_port, "localhost:11300"),
+    ("BEANSTALK_ADDR", _host_ports, "localhost:11300"),
     ("BEANSTALK_TUBE", _tube, "payment_jobs"),
     ("RATE_LIMIT", _integer(1, 1_000_000), "5"),
     ("RATE_LIMIT_WINDOW", _integer(1, 86_400), "60"),
@@ -145,7 +148,7 @@ class Config:
     port: int
     threads: int
     redis_url: str
-    beanstalk_addr: tuple
+    beanstalk_addr: tuple[tuple[str, int], ...]  # one (host, port) per beanstalkd
     beanstalk_tube: str
     rate_limit: int
     rate_limit_window: int

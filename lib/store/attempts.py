@@ -160,21 +160,23 @@ class Attempts:
 
     def begin(self, payment_id: str, job_id: int) -> Begun:
         """Take the payment's lease for this job, for an attempt or, with none left, to settle it."""
+        shard = keys.shard_of_payment(payment_id)
         outcome, lease, interrupted, last, fields = self._begin(
-            keys=[keys.payment(payment_id), keys.unfinished(), keys.status_counts()],
+            keys=[keys.payment(payment_id), keys.unfinished(shard), keys.status_counts(shard)],
             args=[payment_id, job_id, self.lease_seconds, utc_now(), self.max_attempts])
         payment = Payment.from_redis(dict(zip(fields[::2], fields[1::2]))) if fields else None
         return Begun(BeginOutcome(outcome), payment, lease, interrupted, bool(last))
 
     def end(self, payment_id: str, lease: int, status: Status, reason: str = "", retry_in: int = 0) -> Ended:
         """End the attempt holding `lease` with status (PENDING: a retry due in retry_in seconds)."""
-        outcome, *found = self._end(keys=[keys.payment(payment_id), keys.unfinished(), keys.status_counts(),
-                                          keys.counters()],
+        shard = keys.shard_of_payment(payment_id)
+        outcome, *found = self._end(keys=[keys.payment(payment_id), keys.unfinished(shard), keys.status_counts(shard),
+                                          keys.counters(shard)],
                                     args=[payment_id, lease, status, utc_now(), reason, retry_in])
         status_found, lease_found = found or (None, lease)
         return Ended(EndOutcome(outcome), Status(status_found) if status_found else None, lease_found)
 
-    def claim_overdue(self, batch: int, stale_after: float) -> list[str]:
-        """Up to batch unfinished payments that made no progress for stale_after seconds, each
-        re-stamped now, so no other sweeper takes it."""
-        return self._claim(keys=[keys.unfinished()], args=[batch, stale_after])
+    def claim_overdue(self, shard: int, batch: int, stale_after: float) -> list[str]:
+        """Up to batch of a shard's unfinished payments that made no progress for stale_after
+        seconds, each re-stamped now, so no other sweeper takes it."""
+        return self._claim(keys=[keys.unfinished(shard)], args=[batch, stale_after])

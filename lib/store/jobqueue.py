@@ -5,6 +5,7 @@ import json
 import math
 import socket
 import threading
+from collections import Counter
 from collections.abc import Callable
 from enum import Enum
 from typing import NamedTuple, TypeVar
@@ -12,6 +13,7 @@ from typing import NamedTuple, TypeVar
 import greenstalk
 
 from lib.runtime.config import DEPENDENCY_TIMEOUT
+from lib.store import keys
 
 T = TypeVar("T")
 
@@ -83,55 +85,67 @@ def connect(address: tuple[str, int], tube: str, timeout: float, watch: bool = F
 
 
 class JobQueue:
-    """Puts payment jobs on the tube; each API thread has its own connection (a client is not
-    thread-safe), opened on first use and dropped after any error so the next call reconnects."""
+    """Puts payment jobs on the tube of one of several beanstalkd: a payment's shard decides which
+    (shard mod servers), so all its jobs go to one server. Each thread has its own connection to
+    each server (a client is not thread-safe), opened on first use and dropped after any error."""
 
-    def __init__(self, address: tuple[str, int], tube: str, ttr: int, timeout: float = DEPENDENCY_TIMEOUT):
-        self.address, self.tube, self.ttr, self.timeout = address, tube, ttr, timeout
+    def __init__(self, addresses: tuple[tuple[str, int], ...], tube: str, ttr: int,
+                 timeout: float = DEPENDENCY_TIMEOUT):
+        self.addresses, self.tube, self.ttr, self.timeout = addresses, tube, ttr, timeout
         self._local = threading.local()
 
-    def _call(self, command: Callable[[greenstalk.Client], T]) -> T:
-        """command(client) on this thread's connection, opened if need be; a kept connection that
-        died unnoticed (beanstalkd restarted) fails at once, and command is tried once more on a
-        new one. A put tried twice may queue its job twice, which is harmless: the worker drops
-        a job whose payment is in hand or finished. A timeout is not tried again: beanstalkd is
-        stalled, and the caller must answer within 2 s."""
-        client = getattr(self._local, "client", None)
-        if client is not None:
+    def server_of(self, payment_id: str) -> tuple[str, int]:
+        """The beanstalkd that the payment's jobs go to."""
+        return self.addresses[keys.shard_of_payment(payment_id) % len(self.addresses)]
+
+    def _call(self, address: tuple[str, int], command: Callable[[greenstalk.Client], T]) -> T:
+        """command(client) on this thread's connection to address, opened if need be; a kept
+        connection that died unnoticed (beanstalkd restarted) fails at once, and command is tried
+        once more on a new one. A put tried twice may queue its job twice, which is harmless: the
+        worker drops a job whose payment is in hand or finished. A timeout is not tried again:
+        beanstalkd is stalled, and the caller must answer within 2 s."""
+        if not hasattr(self._local, "clients"):
+            self._local.clients = {}  # address -> this thread's client
+        clients = self._local.clients
+        if address in clients:
             try:
-                return command(client)
+                return command(clients[address])
             except ConnectionError:
-                self._drop()
+                self._drop(address)
             except greenstalk.NotFoundError:
                 raise  # an answer (no such tube, no such job), not a broken connection
             except QUEUE_ERRORS as error:
-                self._drop()
-                raise self._unavailable(error) from error
+                self._drop(address)
+                raise self._unavailable(address, error) from error
         try:
-            client = self._local.client = connect(self.address, self.tube, self.timeout)
-            return command(client)
+            clients[address] = connect(address, self.tube, self.timeout)
+            return command(clients[address])
         except greenstalk.NotFoundError:
             raise
         except QUEUE_ERRORS as error:
-            self._drop()
-            raise self._unavailable(error) from error
+            self._drop(address)
+            raise self._unavailable(address, error) from error
 
-    def _drop(self):
-        client, self._local.client = getattr(self._local, "client", None), None
+    def _drop(self, address):
+        client = self._local.clients.pop(address, None)
         if client is not None:
             client.close()
 
-    def _unavailable(self, error):
-        return QueueUnavailable(f"beanstalkd at {self.address[0]}:{self.address[1]}: {error}")
+    @staticmethod
+    def _unavailable(address, error):
+        return QueueUnavailable(f"beanstalkd at {address[0]}:{address[1]}: {error}")
 
     def put(self, payment_id: str) -> int:
-        """Queue the job for payment_id; raise QueueUnavailable when beanstalkd cannot take it."""
-        return self._call(lambda client: client.put(encode_job(payment_id), ttr=self.ttr))
+        """Queue the job for payment_id; raise QueueUnavailable when its beanstalkd cannot take it."""
+        return self._call(self.server_of(payment_id), lambda client: client.put(encode_job(payment_id), ttr=self.ttr))
 
-    def counts(self) -> dict[str, int]:
-        """The tube's jobs by state and the total ever put, as the beanstalkd UI shows them."""
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Each server's jobs on the tube by state, and the total ever put, keyed "host:port"."""
+        return {f"{host}:{port}": self._counts((host, port)) for host, port in self.addresses}
+
+    def _counts(self, address):
         try:
-            stats = self._call(lambda client: client.stats_tube(self.tube))
+            stats = self._call(address, lambda client: client.stats_tube(self.tube))
         except greenstalk.NotFoundError:  # beanstalkd makes a tube at its first job
             stats = {}
         return {"ready": stats.get("current-jobs-ready", 0), "reserved": stats.get("current-jobs-reserved", 0),
@@ -139,5 +153,14 @@ class JobQueue:
                 "total_put": stats.get("total-jobs", 0)}
 
     def ping(self) -> None:
-        """One round trip to beanstalkd; raise QueueUnavailable when it does not answer."""
-        self._call(lambda client: client.using())
+        """One round trip to every beanstalkd; raise QueueUnavailable for the first that does not answer."""
+        for address in self.addresses:
+            self._call(address, lambda client: client.using())
+
+
+def total(counts: dict[str, dict[str, int]]) -> dict[str, int]:
+    """JobQueue.counts summed over the servers."""
+    summed = Counter()
+    for server_counts in counts.values():
+        summed.update(server_counts)
+    return {state: summed[state] for state in ("ready", "reserved", "delayed", "buried", "total_put")}

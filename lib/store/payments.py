@@ -2,7 +2,7 @@
 
 import hashlib
 import json
-import uuid
+from collections import defaultdict
 from decimal import Decimal
 from enum import StrEnum
 from typing import NamedTuple
@@ -39,9 +39,10 @@ class Payment(NamedTuple):
 
     @classmethod
     def new(cls, user_id: str, amount: Decimal, currency: str) -> "Payment":
-        """A payment just taken in: PENDING, no attempt yet, a new UUID4 id."""
+        """A payment just taken in: PENDING, no attempt yet, a new UUID4 id naming its user's shard."""
         now = utc_now()
-        return cls(str(uuid.uuid4()), user_id, amount, currency, Status.PENDING, 0, None, now, now)
+        return cls(keys.new_payment_id(keys.shard_of_user(user_id)), user_id, amount, currency, Status.PENDING, 0,
+                   None, now, now)
 
     @classmethod
     def from_redis(cls, fields: dict[str, str]) -> "Payment":
@@ -178,8 +179,9 @@ class PaymentStore:
     def admit(self, payment: Payment, limit: RateLimit, key: str | None = None, reply: str = "") -> Admitted:
         """Store the new payment if its user has a token and `key` was not used before: one round trip.
         With a key, `reply` (the 201's body) is kept with it, so that a retry gets the same answer."""
-        user_keys = [keys.rate_limit(payment.user_id), keys.payment(payment.id), keys.unfinished(),
-                     keys.user_payments(payment.user_id), keys.counters(), keys.status_counts()]
+        shard = keys.shard_of_user(payment.user_id)  # the payment's too: its id says so
+        user_keys = [keys.rate_limit(payment.user_id), keys.payment(payment.id), keys.unfinished(shard),
+                     keys.user_payments(payment.user_id), keys.counters(shard), keys.status_counts(shard)]
         if key is not None:
             user_keys.append(keys.idempotency(payment.user_id, key))
         request = fingerprint(payment) if key is not None else ""  # without a key, nothing to compare
@@ -210,4 +212,8 @@ class PaymentStore:
         """Ask the sweeper to queue these payments at its next pass (their jobs could not be queued):
         a score of 0 is older than any cut-off. Only ids still unfinished are touched (xx): a payment
         that finished meanwhile must not come back."""
-        self._redis.zadd(keys.unfinished(), dict.fromkeys(payment_ids, 0), xx=True)
+        by_shard = defaultdict(list)
+        for payment_id in payment_ids:
+            by_shard[keys.shard_of_payment(payment_id)].append(payment_id)
+        for shard, ids in by_shard.items():
+            self._redis.zadd(keys.unfinished(shard), dict.fromkeys(ids, 0), xx=True)

@@ -74,7 +74,8 @@ class SimulatedProcessor:
         exactly the case idempotency exists for.
         """
         declined = self.rng.random() < self.failure_rate
-        answer, *charge_id = self._charge(keys=[keys.charges(), keys.cancelled(), keys.charge_requests()],
+        shard = keys.shard_of_payment(payment_id)
+        answer, *charge_id = self._charge(keys=[keys.charges(shard), keys.cancelled(shard), keys.charge_requests(shard)],
                                           args=[payment_id, f"ch_{uuid.uuid4().hex}", "1" if declined else "0"])
         if self.delay:
             time.sleep(self.delay)
@@ -87,5 +88,6 @@ class SimulatedProcessor:
     def cancel(self, payment_id: str) -> str | None:
         """Settle a payment that ran out of attempts: the charge id when a charge landed (it
         stands, so the payment is COMPLETED), else None, and no charge for it can land after."""
-        return self._cancel(keys=[keys.charges(), keys.cancelled()], args=[payment_id])
+        shard = keys.shard_of_payment(payment_id)
+        return self._cancel(keys=[keys.charges(shard), keys.cancelled(shard)], args=[payment_id])
 

@@ -4,6 +4,7 @@ import logging
 import threading
 
 from lib.runtime.outages import OutageLog
+from lib.store import keys
 from lib.store.attempts import Attempts
 from lib.store.jobqueue import JobQueue, QueueUnavailable
 from lib.store.payments import PaymentStore
@@ -28,17 +29,20 @@ class Sweeper:
         self.stale_after, self.stop, self.interval = stale_after, stop, interval
 
     def sweep(self) -> int:
-        """One pass: claim the overdue payments and queue each; return how many were claimed."""
-        claimed = self.attempts.claim_overdue(BATCH, self.stale_after)
-        for queued, payment_id in enumerate(claimed):
-            try:
-                self.queue.put(payment_id)
-            except QueueUnavailable:
-                # Due again at once, so the next pass retries them as soon as beanstalkd is back.
-                self.payments.mark_due(*claimed[queued:])
-                raise
-            log.info("Re-queued unfinished payment %s", payment_id)
-        return len(claimed)
+        """One pass over every shard: claim its overdue payments and queue each; return how many."""
+        count = 0
+        for shard in range(keys.SHARDS):
+            claimed = self.attempts.claim_overdue(shard, BATCH, self.stale_after)
+            for queued, payment_id in enumerate(claimed):
+                try:
+                    self.queue.put(payment_id)
+                except QueueUnavailable:
+                    # Due again at once, so the next pass retries them as soon as beanstalkd is back.
+                    self.payments.mark_due(*claimed[queued:])
+                    raise
+                log.info("Re-queued unfinished payment %s", payment_id)
+            count += len(claimed)
+        return count
 
     def run(self) -> None:
         """Sweep until stop is set; an outage is logged once and waited out."""

@@ -18,11 +18,20 @@ RESERVE_TIMEOUT = 1  # seconds; how often an idle thread looks at the stop event
 MIN_BACKOFF, MAX_BACKOFF = 0.5, 5.0  # seconds between reconnection attempts during an outage
 
 
-class PaymentWorker:
-    """Takes payment jobs from one beanstalkd tube, on as many threads as run it, until `stop` is set."""
+def servers_for(number: int, threads: int, addresses: tuple) -> tuple:
+    """The beanstalkd that worker thread `number` (from 1) of `threads` reserves from: one each,
+    the threads spread evenly over them; with fewer threads than servers, every server still has
+    a thread (taking turns with the others it has)."""
+    if threads >= len(addresses):
+        return (addresses[(number - 1) % len(addresses)],)
+    return addresses[number - 1::threads]
 
-    def __init__(self, address: tuple, tube: str, jobs: PaymentJobs, stop: threading.Event):
-        self.address, self.tube, self.jobs, self.stop = address, tube, jobs, stop
+
+class PaymentWorker:
+    """Takes payment jobs from a tube on one or several beanstalkd, on `threads` threads, until `stop` is set."""
+
+    def __init__(self, addresses: tuple, tube: str, jobs: PaymentJobs, stop: threading.Event, threads: int):
+        self.addresses, self.tube, self.jobs, self.stop, self.threads = addresses, tube, jobs, stop, threads
         self._jobs_done = 0
         self._count_lock = threading.Lock()  # `+= 1` from several threads could lose counts
 
@@ -60,41 +69,45 @@ class PaymentWorker:
             log.info("Job %d is no longer in beanstalkd; nothing to %s", job.id, disposal.action.value)
 
     def run(self, number: int) -> None:
-        """One thread's loop: reserve, process, repeat; reconnect with capped backoff on outages."""
+        """One thread's loop: reserve from each of its servers in turn, process, repeat; reconnect
+        with capped backoff on outages."""
         log.info("Worker #%d started", number)
-        client, backoff, outages = None, MIN_BACKOFF, OutageLog(log, f"Worker #{number}")
-
-        def recovered(name):
-            nonlocal backoff
-            if outages.answered(name):
-                backoff = MIN_BACKOFF
-
+        servers = servers_for(number, self.threads, self.addresses)
+        clients, backoff, outages = {}, MIN_BACKOFF, OutageLog(log, f"Worker #{number}")
+        turn = 0
         while not self.stop.is_set():
+            address = servers[turn % len(servers)]
+            turn += 1
+            name = "beanstalkd" if len(self.addresses) == 1 else f"beanstalkd {address[0]}:{address[1]}"
             try:
-                if client is None:
+                if address not in clients:
                     # The socket timeout must outlast the server-side reserve timeout.
-                    client = connect(self.address, self.tube, RESERVE_TIMEOUT + 4, watch=True)
+                    clients[address] = connect(address, self.tube, RESERVE_TIMEOUT + 4, watch=True)
                 try:
-                    job = client.reserve(timeout=RESERVE_TIMEOUT)
+                    job = clients[address].reserve(timeout=RESERVE_TIMEOUT)
                 except greenstalk.TimedOutError:
                     job = None
-                recovered("beanstalkd")
+                answered = outages.answered(name)
                 if job is not None:
-                    self._handle(client, job)
-                    recovered("Redis")
+                    self._handle(clients[address], job)
+                    answered = outages.answered("Redis") or answered
+                if answered:
+                    backoff = MIN_BACKOFF
             except (*QUEUE_ERRORS, *REDIS_DOWN_ERRORS) as error:
-                name = "Redis" if isinstance(error, REDIS_DOWN_ERRORS) else "beanstalkd"
-                outages.failed(name, describe(error))
-                if name == "beanstalkd" and client is not None:
-                    client.close()
-                    client = None
+                if isinstance(error, REDIS_DOWN_ERRORS):
+                    outages.failed("Redis", describe(error))
+                else:
+                    outages.failed(name, describe(error))
+                    client = clients.pop(address, None)
+                    if client is not None:
+                        client.close()
                 self.stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
             except Exception:
                 # A bug must not silently end a thread: log it, pause, and carry on.
                 log.exception("Worker #%d: unexpected error", number)
                 self.stop.wait(MAX_BACKOFF)
-        if client is not None:
+        for client in clients.values():
             client.close()
         log.info("Worker #%d stopped", number)
 

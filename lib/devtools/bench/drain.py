@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import greenstalk
 
+from lib.devtools.peek import charge_requests
 from lib.store import keys
 from lib.store.jobqueue import JobQueue
 from lib.store.payments import Payment, PaymentStore
@@ -24,7 +25,7 @@ STATUS_CHANGE_TRIPS = 2
 
 def queue_payments(redis: ThreadRedis, address: tuple, tube: str, count: int) -> None:
     """Store count PENDING payments and queue a job for each, as the API would."""
-    store, limit, queue = PaymentStore(redis), RateLimit(capacity=count + 1, window=1), JobQueue(address, tube, ttr=60)
+    store, limit, queue = PaymentStore(redis), RateLimit(capacity=count + 1, window=1), JobQueue((address,), tube, ttr=60)
     for _ in range(count):
         payment = Payment.new("bench-drain", Decimal(5), "USD")
         store.admit(payment, limit)
@@ -35,14 +36,22 @@ def time_drain(redis: ThreadRedis, count: int, timeout: float = 600) -> float:
     """Payments finished per second, from the first charge request the processor receives (the
     worker has begun) to the last payment leaving the unfinished index."""
     deadline = time.monotonic() + timeout
-    while not redis.get(keys.charge_requests()):
+    while not charge_requests(redis):
         assert time.monotonic() < deadline, "the worker never started"
         time.sleep(0.001)
     started = time.monotonic()
-    while left := redis.zcard(keys.unfinished()):
+    while left := unfinished(redis):
         assert time.monotonic() < deadline, f"{left} payments never finished"
         time.sleep(0.002)
     return count / (time.monotonic() - started)
+
+
+def unfinished(redis: ThreadRedis) -> int:
+    """How many payments are not finished yet, over every shard."""
+    with redis.pipeline(transaction=False) as pipe:
+        for shard in range(keys.SHARDS):
+            pipe.zcard(keys.unfinished(shard))
+        return sum(pipe.execute())
 
 
 def raw_drain(host: str, port: int, tube: str, threads: int, redis_url: str | None = None,

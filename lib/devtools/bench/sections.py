@@ -46,7 +46,7 @@ def start_hello(env: dict, tmp: str, *redis_url_and_key: str) -> tuple[Process, 
 
 def some_payment_ids(redis: ThreadRedis) -> list[str]:
     """Up to 1,000 stored payment ids, for the GET subject."""
-    return [key.split(":", 1)[1] for _, key in zip(range(1000), redis.scan_iter("payment:*", count=1000))]
+    return [key.rsplit(":", 1)[1] for _, key in zip(range(1000), redis.scan_iter("payment:*", count=1000))]
 
 
 def http_section(env: dict, sizes: dict, tmp: str, redis: ThreadRedis, run: int) -> dict:
