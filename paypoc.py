@@ -20,7 +20,7 @@ log = logging.getLogger("paypoc.api")
 def serve(config: Config, sock: socket.socket, durations: RequestDurations, number: int) -> int:
     """One API process: its own clients and threads, serving the shared socket until SIGTERM."""
     configure_logging(config.log_level)
-    redis = open_redis(config.redis_url)
+    redis = open_redis(config.redis_url, cluster=config.redis_cluster)
     queue = JobQueue(config.beanstalk_addr, config.beanstalk_tube, ttr=job_ttr(config.processing_delay))
     app = create_app(config, redis, queue, durations.for_process(number))
     log.info("API process %d of %d: pid %d, request ids %s...", number + 1, config.api_processes, os.getpid(),

@@ -39,7 +39,7 @@ def work(config: Config, number: int) -> int:
     signal.signal(signal.SIGTERM, on_signal)  # the supervisor passes Ctrl-C on as SIGTERM
     # Each thread gets a Redis connection of its own from one client (lib/store/redis_client.py),
     # and opens its own beanstalkd connection, as a greenstalk client is not thread-safe.
-    redis = open_redis(config.redis_url)
+    redis = open_redis(config.redis_url, cluster=config.redis_cluster)
     ttr = job_ttr(config.processing_delay)
     attempts = Attempts(redis, lease_seconds=ttr, max_attempts=config.max_attempts)
     processor = SimulatedProcessor(redis, config.processing_delay, config.failure_rate)

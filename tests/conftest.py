@@ -1,4 +1,10 @@
-"""Fixtures: a real redis-server and beanstalkd on free ports, and the app wired to them."""
+"""Fixtures: a real redis-server and beanstalkd on free ports, or a real Redis Cluster and two
+beanstalkd, and the app wired to them.
+
+Most tests run on one Redis and one beanstalkd. A test marked @on_both_topologies runs twice: on
+those, and on a Redis Cluster of three masters (each behind a FaultProxy that the cluster tells
+clients to use, so faults can be injected there too) with two beanstalkd.
+"""
 
 import io
 import json
@@ -6,15 +12,15 @@ import os
 import signal
 import threading
 import uuid
+from decimal import Decimal
 from wsgiref.util import setup_testing_defaults
 from wsgiref.validate import validator
-
-from decimal import Decimal
 
 import greenstalk
 import pytest
 
 from lib.api.app import create_app
+from lib.devtools.local_cluster import LocalCluster
 from lib.devtools.local_servers import free_port, local_beanstalkd, local_redis, missing
 from lib.devtools.peek import charge_requests, charges_made  # noqa: F401 (for the tests)
 from lib.devtools.processes import Process, answers, wait_for
@@ -29,9 +35,11 @@ from lib.store.totals import totals
 from lib.worker.jobs import PaymentJobs
 from lib.worker.processor import SimulatedProcessor
 from lib.worker.threads import PaymentWorker, start_threads
+from tests.faults import FaultProxy
 
 WALKTHROUGH_BODY = {"user_Id": "user_123", "amount": 1500, "currency": "XAF"}
 NO_LIMIT = RateLimit(capacity=1_000_000, window=1)
+on_both_topologies = pytest.mark.parametrize("topology", ["single", "cluster"], indirect=True)
 
 
 def all_keys(redis, pattern="*"):
@@ -61,11 +69,9 @@ def store_payment(redis, user_id="u"):
     return payment
 
 
-
-
 def pytest_configure(config):
     # Stop the run at once with the install command, rather than erroring in every test.
-    for binary in ("redis-server", "beanstalkd", "wrk"):  # wrk: for the smoke test of `make bench`
+    for binary in ("redis-server", "redis-cli", "beanstalkd", "wrk"):  # wrk: for the smoke test of `make bench`
         if problem := missing(binary):
             pytest.exit(problem, returncode=2)
 
@@ -88,6 +94,59 @@ def beanstalkd_server(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def second_beanstalkd(tmp_path_factory):
+    data = tmp_path_factory.mktemp("beanstalkd-2")
+    server = local_beanstalkd(free_port(), data / "log").start()
+    yield server
+    server.stop()
+
+
+class ProxiedCluster:
+    """A Redis Cluster of three masters, each behind a FaultProxy that the cluster announces: every
+    command a client sends reaches a master through its proxy, which can break it."""
+
+    def __init__(self, data_dir):
+        self.cluster = LocalCluster(data_dir, masters=3)
+        self.proxies = [FaultProxy(node.port) for node in self.cluster.nodes]
+        self.cluster.start(announce=[proxy.port for proxy in self.proxies])
+        self.url = f"redis://127.0.0.1:{self.proxies[0].port}/0"
+
+    def proxy_for(self, key):
+        """The proxy in front of the master that holds key."""
+        client = open_redis(self.url, cluster=True).client()
+        port = client.get_node_from_key(key).port
+        return next(proxy for proxy in self.proxies if proxy.port == port)
+
+    def stop(self):
+        for proxy in self.proxies:
+            proxy.close()
+        self.cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory):
+    cluster = ProxiedCluster(tmp_path_factory.mktemp("cluster"))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def topology(request):
+    """"single" (one Redis, one beanstalkd) unless a test is marked @on_both_topologies."""
+    return getattr(request, "param", "single")
+
+
+@pytest.fixture
+def servers(topology, request):
+    """This topology's (REDIS_URL, REDIS_CLUSTER, [beanstalkd ports])."""
+    beanstalk_ports = [request.getfixturevalue("beanstalkd_server").port]
+    if topology == "single":
+        return f"redis://127.0.0.1:{request.getfixturevalue('redis_server').port}/0", False, beanstalk_ports
+    return request.getfixturevalue("redis_cluster").url, True, beanstalk_ports + \
+        [request.getfixturevalue("second_beanstalkd").port]
+
+
 @pytest.fixture
 def own_servers(tmp_path):
     """A Redis (append-only file) and a beanstalkd (no binlog) of this test's own, to stop,
@@ -108,30 +167,50 @@ def own_servers(tmp_path):
 
 
 @pytest.fixture
-def redis(redis_server):
-    """A client on an empty database."""
-    client = open_redis(f"redis://127.0.0.1:{redis_server.port}/0")
+def redis(servers):
+    """A client on an empty database (every master of a cluster)."""
+    url, cluster, _ = servers
+    client = open_redis(url, cluster=cluster)
     client.flushall()
     yield client
     client.close()
 
 
 @pytest.fixture
-def env(redis_server, beanstalkd_server):
+def env(servers):
     """Environment for a process under test: the test servers and a tube of this test's own."""
-    return {"REDIS_URL": f"redis://127.0.0.1:{redis_server.port}/0",
-            "BEANSTALK_ADDR": f"127.0.0.1:{beanstalkd_server.port}",
+    url, cluster, beanstalk_ports = servers
+    return {"REDIS_URL": url, "REDIS_CLUSTER": "yes" if cluster else "no",
+            "BEANSTALK_ADDR": ",".join(f"127.0.0.1:{port}" for port in beanstalk_ports),
             "BEANSTALK_TUBE": f"test-{uuid.uuid4().hex[:12]}",
             "PROCESSING_DELAY": "0"}
 
 
 @pytest.fixture
-def tube(env, beanstalkd_server):
-    """A greenstalk client watching this test's tube, to look at the jobs the API put there."""
-    client = greenstalk.Client(("127.0.0.1", beanstalkd_server.port), encoding=None, use=env["BEANSTALK_TUBE"],
-                               watch=env["BEANSTALK_TUBE"])
-    yield client
-    client.close()
+def tubes(env, servers):
+    """A greenstalk client per beanstalkd, each watching this test's tube, to look at the jobs put there."""
+    clients = [greenstalk.Client(("127.0.0.1", port), encoding=None, use=env["BEANSTALK_TUBE"],
+                                 watch=env["BEANSTALK_TUBE"]) for port in servers[2]]
+    yield clients
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def tube(tubes):
+    """The first beanstalkd's client of `tubes` (the only one, on one Redis and one beanstalkd)."""
+    return tubes[0]
+
+
+def take_jobs(tubes):
+    """The payment ids of every ready job on the test's tube, over every beanstalkd, each job deleted."""
+    ids = []
+    for client in tubes:
+        while client.stats_tube(client.using())["current-jobs-ready"]:
+            job = client.reserve(timeout=0)
+            ids.append(json.loads(job.body)["payment_id"])
+            client.delete(job)
+    return ids
 
 
 class WSGIClient:
@@ -189,7 +268,7 @@ def make_client(redis, env):
     def make(**settings):
         config = load_config(with_settings(env, settings))
         queue = JobQueue(config.beanstalk_addr, config.beanstalk_tube, job_ttr(config.processing_delay))
-        return WSGIClient(create_app(config, open_redis(config.redis_url), queue))
+        return WSGIClient(create_app(config, open_redis(config.redis_url, cluster=config.redis_cluster), queue))
 
     return make
 

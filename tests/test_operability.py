@@ -10,7 +10,7 @@ from lib.devtools.processes import http, wait_for
 from lib.api.durations import RequestDurations
 from lib.api.metrics import escape_label, render
 from lib.store import keys
-from tests.conftest import WALKTHROUGH_BODY, counter, status_counts
+from tests.conftest import WALKTHROUGH_BODY, counter, on_both_topologies, status_counts
 
 
 def post_for(client, user, count, **headers):
@@ -20,6 +20,7 @@ def post_for(client, user, count, **headers):
 
 # -- GET /payments?user_id= ------------------------------------------------------------------
 
+@on_both_topologies
 def test_a_users_payments_come_newest_first_a_page_at_a_time(make_client):
     client = make_client(rate_limit=100)
     ids = [payment["data"]["id"] for payment in post_for(client, "lister", 25)]
@@ -113,6 +114,7 @@ def check_histograms(families, declared):
             assert parts["count"] == counts[-1] and parts["sum"] >= 0
 
 
+@on_both_topologies
 def test_metrics_follow_the_text_format_and_count_what_happened(make_client, redis, run_worker):
     api_one, api_two = make_client(rate_limit=2), make_client(rate_limit=2)  # two replicas, one Redis
     api_one.post_payment(WALKTHROUGH_BODY, headers={"HTTP_IDEMPOTENCY_KEY": "k1"})
@@ -165,16 +167,21 @@ def test_label_values_are_escaped():
 
 # -- GET /queue --------------------------------------------------------------------------------
 
-def test_queue_counts_move_as_jobs_come_and_go(make_client, tube):
+@on_both_topologies
+def test_queue_counts_move_as_jobs_come_and_go(make_client, tubes, env):
     client = make_client(rate_limit=100)
     assert client.request("GET", "/queue")[2]["jobs"] == \
         {"ready": 0, "reserved": 0, "delayed": 0, "buried": 0, "total_put": 0}
-    post_for(client, "u", 3)
-    job = tube.reserve(timeout=0)
-    tube.bury(job)
+    for n in range(6):
+        post_for(client, f"u{n}", 1)  # six users: on two beanstalkd, most likely some jobs on each
+    holder = next(tube for tube in tubes if tube.stats_tube(tube.using())["current-jobs-ready"])
+    holder.bury(holder.reserve(timeout=0))
     body = client.request("GET", "/queue")[2]
-    assert body["jobs"] == {"ready": 2, "reserved": 0, "delayed": 0, "buried": 1, "total_put": 3}
-    assert body["tube"] == tube.using()
+    assert body["jobs"] == {"ready": 5, "reserved": 0, "delayed": 0, "buried": 1, "total_put": 6}
+    assert body["tube"] == env["BEANSTALK_TUBE"]
+    # Each server's own counts, which add up to the totals above.
+    per_server = [tube.stats_tube(tube.using())["current-jobs-ready"] for tube in tubes]
+    assert [counts["ready"] for counts in body["servers"].values()] == per_server and sum(per_server) == 5
 
 
 def test_every_live_worker_process_shows_and_a_dead_one_goes(api, launch, redis):

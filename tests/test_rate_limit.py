@@ -8,7 +8,7 @@ from lib.api.app import limit_header
 from lib.store import keys
 from lib.store.payments import Payment, PaymentStore
 from lib.store.ratelimit import RateLimit
-from tests.conftest import all_keys
+from tests.conftest import all_keys, on_both_topologies
 
 
 def take(redis, bucket, user_id="u"):
@@ -16,6 +16,7 @@ def take(redis, bucket, user_id="u"):
     return PaymentStore(redis).admit(Payment.new(user_id, Decimal(1), "USD"), bucket).decision
 
 
+@on_both_topologies
 def test_40_concurrent_posts_for_one_user_get_exactly_10_through(make_client, redis):
     client = make_client(rate_limit=10)
     body = {"user_id": "racer", "amount": 5, "currency": "USD"}

@@ -11,18 +11,43 @@ from lib.devtools.local_servers import free_port
 from lib.devtools.processes import http, wait_for
 from lib.runtime.config import DEPENDENCY_TIMEOUT
 from lib.store import keys
-from tests.conftest import counter
+from tests.conftest import counter, on_both_topologies
 from tests.faults import FaultProxy
 
 BODY = {"user_id": "u", "amount": "12.5", "currency": "EUR"}
 KEY = "order-7"
 
 
+class Faulty:
+    """Redis behind FaultProxy: one in front of the single Redis, or the cluster's own (one per master)."""
+
+    def __init__(self, topology, request):
+        if topology == "single":
+            self.proxies = [FaultProxy(request.getfixturevalue("redis_server").port)]
+            self.url, self.cluster = f"redis://127.0.0.1:{self.proxies[0].port}/0", False
+        else:
+            self.cluster_servers = request.getfixturevalue("redis_cluster")
+            self.proxies, self.url, self.cluster = [], self.cluster_servers.url, True
+
+    def proxy_for(self, user):
+        """The proxy that the user's commands go through."""
+        return self.cluster_servers.proxy_for(keys.rate_limit(user)) if self.cluster else self.proxies[0]
+
+    def users_with_the_proxy_of(self, first, prefix):
+        """Users whose commands go through the same proxy as first's, named prefix-1, prefix-2..."""
+        names = (f"{prefix}-{n}" for n in range(1, 10_000))
+        return (name for name in names if self.proxy_for(name) is self.proxy_for(first))
+
+    def close(self):
+        for proxy in self.proxies:
+            proxy.close()
+
+
 @pytest.fixture
-def proxy(redis_server):
-    proxy = FaultProxy(redis_server.port)
-    yield proxy
-    proxy.close()
+def faulty(topology, request):
+    faulty = Faulty(topology, request)
+    yield faulty
+    faulty.close()
 
 
 def keyed_post(client, user):
@@ -41,20 +66,22 @@ def retry_until_created(post, timeout=5.0):
     return answer, time.monotonic() - started
 
 
+@on_both_topologies
 @pytest.mark.parametrize("mode", ["late", "cut"])
 def test_each_command_of_a_keyed_post_can_fail_after_redis_ran_it_and_the_retry_finds_one_payment(
-        make_client, redis, proxy, mode):
+        make_client, redis, faulty, mode):
     def fresh_app():
         redis.script_flush()  # so every run sends what a first POST does: NOSCRIPT, SCRIPT LOAD
-        return make_client(redis_url=f"redis://127.0.0.1:{proxy.port}/0")
+        return make_client(redis_url=faulty.url, redis_cluster=faulty.cluster)
 
-    counting = fresh_app()
+    counting, proxy = fresh_app(), faulty.proxy_for("counting")
     before = proxy.commands
     assert keyed_post(counting, "counting")[0] == 201
     commands = proxy.commands - before  # connection set-up, EVALSHA, SCRIPT LOAD, EVALSHA
     assert commands >= 4
+    users = faulty.users_with_the_proxy_of("counting", mode)  # so each POST sends what the counted one did
     for n in range(1, commands + 1):
-        client, user = fresh_app(), f"{mode}-{n}"
+        client, user = fresh_app(), next(users)
         proxy.arm(mode, nth=n, hold=DEPENDENCY_TIMEOUT + 1)
         status, headers, body = keyed_post(client, user)
         assert proxy.fired.is_set()
@@ -67,11 +94,11 @@ def test_each_command_of_a_keyed_post_can_fail_after_redis_ran_it_and_the_retry_
 
 @pytest.fixture
 def api_process(launch):
-    """api_process(redis_url): a running API; returns (its base URL, its Process)."""
+    """api_process(redis_url, cluster): a running API; returns (its base URL, its Process)."""
 
-    def start(redis_url):
+    def start(redis_url, cluster):
         port = free_port()
-        process = launch("paypoc.py", port=port, redis_url=redis_url)
+        process = launch("paypoc.py", port=port, redis_url=redis_url, redis_cluster="yes" if cluster else "no")
         base = f"http://127.0.0.1:{port}"
         assert wait_for(lambda: "listening" in process.output())
         return base, process
@@ -94,13 +121,13 @@ def _swallow(call):
         pass  # the API was killed: no answer
 
 
+@on_both_topologies
 @pytest.mark.parametrize("fault", ["late", "stall"])
-def test_a_keyed_post_whose_api_is_killed_mid_request_ends_in_one_payment(api_process, redis, redis_server, proxy,
-                                                                         fault):
+def test_a_keyed_post_whose_api_is_killed_mid_request_ends_in_one_payment(api_process, redis, servers, faulty, fault):
     """late: Redis ran the admission, its answer is held, the API dies. stall: the admission is
     still on its way to Redis when the API dies, and arrives after the retry has made the payment."""
-    user = f"killed-{fault}"
-    api, process = api_process(f"redis://127.0.0.1:{proxy.port}/0")
+    user, proxy = f"killed-{fault}", faulty.proxy_for(f"killed-{fault}")
+    api, process = api_process(faulty.url, faulty.cluster)
     assert http("POST", f"{api}/payments", BODY)[0] == 201  # connected, and the script loaded
     proxy.arm(fault, containing=b"EVALSHA", hold=60)
     request = post_in_background(f"{api}/payments", user)
@@ -109,7 +136,7 @@ def test_a_keyed_post_whose_api_is_killed_mid_request_ends_in_one_payment(api_pr
         assert wait_for(lambda: len(payments_of(redis, user)) == 1)  # Redis ran it; the answer is held
     process.kill_all()
     request.join(10)
-    retry_api, _ = api_process(f"redis://127.0.0.1:{redis_server.port}/0")  # a new API process
+    retry_api, _ = api_process(*servers[:2])  # a new API process (on a cluster, through proxies that let it pass)
     (status, headers, body), _ = retry_until_created(
         lambda: http("POST", f"{retry_api}/payments", {**BODY, "user_id": user}, headers={"Idempotency-Key": KEY}))
     assert status == 201 and payments_of(redis, user) == [body["data"]["id"]]

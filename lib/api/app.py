@@ -14,7 +14,7 @@ from lib.runtime.config import Config
 from lib.store.jobqueue import JobQueue, QueueUnavailable, total
 from lib.store.payments import Admission, Payment, PaymentStore, UnknownCursor
 from lib.store.ratelimit import Decision, RateLimit
-from lib.store.redis_client import REDIS_DOWN_ERRORS, ThreadRedis, describe
+from lib.store.redis_client import REDIS_DOWN_ERRORS, RedisClient, describe
 from lib.store.totals import totals
 from lib.store.workers import live_workers
 
@@ -29,7 +29,7 @@ OUTCOME_UNKNOWN = ("payment store unavailable: the payment may or may not have b
 class Services(NamedTuple):
     """Everything a handler may use, built once by create_app."""
 
-    redis: ThreadRedis
+    redis: RedisClient
     payments: PaymentStore
     limit: RateLimit
     queue: JobQueue
@@ -162,7 +162,7 @@ UNAVAILABLE = [
 ]
 
 
-def create_app(config: Config, redis: ThreadRedis, queue: JobQueue, durations: RequestDurations | None = None) -> App:
+def create_app(config: Config, redis: RedisClient, queue: JobQueue, durations: RequestDurations | None = None) -> App:
     """The WSGI app, given the parsed config, a Redis client, a JobQueue and, when several
     processes serve it, this process's row of their shared RequestDurations."""
     durations = durations or RequestDurations.for_routes(ROUTES)

@@ -2,10 +2,10 @@
 over every shard."""
 
 from lib.store import keys
-from lib.store.redis_client import ThreadRedis
+from lib.store.redis_client import RedisClient
 
 
-def charge_requests(redis: ThreadRedis) -> int:
+def charge_requests(redis: RedisClient) -> int:
     """How many charge requests the simulated processor has received, over every shard."""
     with redis.pipeline(transaction=False) as pipe:
         for shard in range(keys.SHARDS):
@@ -13,7 +13,7 @@ def charge_requests(redis: ThreadRedis) -> int:
         return sum(int(value or 0) for value in pipe.execute())
 
 
-def charges_made(redis: ThreadRedis) -> int:
+def charges_made(redis: RedisClient) -> int:
     """How many payments the simulated processor has charged (each at most once), over every shard."""
     with redis.pipeline(transaction=False) as pipe:
         for shard in range(keys.SHARDS):

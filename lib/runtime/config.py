@@ -123,6 +123,7 @@ SETTINGS = [
     ("PORT", _integer(1, 65535), "8000"),
     ("THREADS", _integer(1, 1000), "8"),
     ("REDIS_URL", _redis_url, "redis://localhost:6379/0"),
+    ("REDIS_CLUSTER", _flag, "no"),
     ("BEANSTALK_ADDR", _host_ports, "localhost:11300"),
     ("BEANSTALK_TUBE", _tube, "payment_jobs"),
     ("RATE_LIMIT", _integer(1, 1_000_000), "5"),
@@ -148,6 +149,7 @@ class Config:
     port: int
     threads: int
     redis_url: str
+    redis_cluster: bool
     beanstalk_addr: tuple[tuple[str, int], ...]  # one (host, port) per beanstalkd
     beanstalk_tube: str
     rate_limit: int

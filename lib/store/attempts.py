@@ -7,7 +7,7 @@ from typing import NamedTuple
 from lib.runtime.clock import utc_now
 from lib.store import keys
 from lib.store.payments import Payment, Status
-from lib.store.redis_client import ThreadRedis
+from lib.store.redis_client import RedisClient
 
 
 class BeginOutcome(StrEnum):
@@ -149,10 +149,21 @@ return ids
 """
 
 
+def begin_keys(payment_id: str) -> list[str]:
+    """The keys BEGIN_LUA is given: all in the payment's shard."""
+    shard = keys.shard_of_payment(payment_id)
+    return [keys.payment(payment_id), keys.unfinished(shard), keys.status_counts(shard)]
+
+
+def end_keys(payment_id: str) -> list[str]:
+    """The keys END_LUA is given: all in the payment's shard."""
+    return begin_keys(payment_id) + [keys.counters(keys.shard_of_payment(payment_id))]
+
+
 class Attempts:
     """Begins and ends attempts at payments, at most max_attempts each, and finds those overdue."""
 
-    def __init__(self, redis: ThreadRedis, lease_seconds: float, max_attempts: int):
+    def __init__(self, redis: RedisClient, lease_seconds: float, max_attempts: int):
         self.lease_seconds, self.max_attempts = lease_seconds, max_attempts
         self._begin = redis.register_script(BEGIN_LUA)
         self._end = redis.register_script(END_LUA)
@@ -160,19 +171,15 @@ class Attempts:
 
     def begin(self, payment_id: str, job_id: int) -> Begun:
         """Take the payment's lease for this job, for an attempt or, with none left, to settle it."""
-        shard = keys.shard_of_payment(payment_id)
         outcome, lease, interrupted, last, fields = self._begin(
-            keys=[keys.payment(payment_id), keys.unfinished(shard), keys.status_counts(shard)],
+            keys=begin_keys(payment_id),
             args=[payment_id, job_id, self.lease_seconds, utc_now(), self.max_attempts])
         payment = Payment.from_redis(dict(zip(fields[::2], fields[1::2]))) if fields else None
         return Begun(BeginOutcome(outcome), payment, lease, interrupted, bool(last))
 
     def end(self, payment_id: str, lease: int, status: Status, reason: str = "", retry_in: int = 0) -> Ended:
         """End the attempt holding `lease` with status (PENDING: a retry due in retry_in seconds)."""
-        shard = keys.shard_of_payment(payment_id)
-        outcome, *found = self._end(keys=[keys.payment(payment_id), keys.unfinished(shard), keys.status_counts(shard),
-                                          keys.counters(shard)],
-                                    args=[payment_id, lease, status, utc_now(), reason, retry_in])
+        outcome, *found = self._end(keys=end_keys(payment_id), args=[payment_id, lease, status, utc_now(), reason, retry_in])
         status_found, lease_found = found or (None, lease)
         return Ended(EndOutcome(outcome), Status(status_found) if status_found else None, lease_found)
 

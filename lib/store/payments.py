@@ -10,7 +10,7 @@ from typing import NamedTuple
 from lib.runtime.clock import utc_now
 from lib.store import keys
 from lib.store.ratelimit import TAKE_TOKEN_LUA, Decision, RateLimit
-from lib.store.redis_client import ThreadRedis
+from lib.store.redis_client import RedisClient
 
 REPLAY_TTL = 24 * 3600  # seconds an Idempotency-Key's record is kept, as Stripe keeps it
 
@@ -164,6 +164,14 @@ def fingerprint(payment: Payment) -> str:
     return hashlib.sha256(json.dumps(request).encode()).hexdigest()
 
 
+def admission_keys(payment: Payment, key: str | None) -> list[str]:
+    """The keys the admission script is given: all in the user's shard, which is the payment's too."""
+    shard = keys.shard_of_user(payment.user_id)
+    admission = [keys.rate_limit(payment.user_id), keys.payment(payment.id), keys.unfinished(shard),
+                 keys.user_payments(payment.user_id), keys.counters(shard), keys.status_counts(shard)]
+    return admission + ([keys.idempotency(payment.user_id, key)] if key is not None else [])
+
+
 class UnknownCursor(LookupError):
     """starting_after is not one of the user's payments."""
 
@@ -171,7 +179,7 @@ class UnknownCursor(LookupError):
 class PaymentStore:
     """Takes payments in, reads them and lists them; Redis is the source of truth for each one's status."""
 
-    def __init__(self, redis: ThreadRedis):
+    def __init__(self, redis: RedisClient):
         self._redis = redis
         self._admit = redis.register_script(ADMIT_LUA)
         self._list = redis.register_script(LIST_LUA)
@@ -179,14 +187,9 @@ class PaymentStore:
     def admit(self, payment: Payment, limit: RateLimit, key: str | None = None, reply: str = "") -> Admitted:
         """Store the new payment if its user has a token and `key` was not used before: one round trip.
         With a key, `reply` (the 201's body) is kept with it, so that a retry gets the same answer."""
-        shard = keys.shard_of_user(payment.user_id)  # the payment's too: its id says so
-        user_keys = [keys.rate_limit(payment.user_id), keys.payment(payment.id), keys.unfinished(shard),
-                     keys.user_payments(payment.user_id), keys.counters(shard), keys.status_counts(shard)]
-        if key is not None:
-            user_keys.append(keys.idempotency(payment.user_id, key))
         request = fingerprint(payment) if key is not None else ""  # without a key, nothing to compare
-        outcome, left, retry_after, full_in, *found = self._admit(
-            keys=user_keys, args=[limit.capacity, limit.window, request, REPLAY_TTL, reply, json.dumps(payment.to_redis())])
+        args = [limit.capacity, limit.window, request, REPLAY_TTL, reply, json.dumps(payment.to_redis())]
+        outcome, left, retry_after, full_in, *found = self._admit(keys=admission_keys(payment, key), args=args)
         found += [None] * (2 - len(found))
         decision = Decision(outcome != Admission.LIMITED, left, retry_after, full_in)
         return Admitted(Admission(outcome), decision, *found)

@@ -2,7 +2,7 @@
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -14,25 +14,46 @@ from lib.runtime.config import DEPENDENCY_TIMEOUT
 
 # Errors that mean Redis is unreachable or stalled (AuthenticationError and BusyLoadingError
 # are ConnectionErrors too): the API answers them with 503, the worker waits them out.
-REDIS_DOWN_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+REDIS_DOWN_ERRORS = (redis.ConnectionError, redis.TimeoutError,
+                     redis.exceptions.SlotNotCoveredError)  # a cluster's slot whose master is gone, for now
 # A connection unused for longer is pinged before its next command. Under load a thread's
 # connection is never idle this long; and no Redis restarts (closing it) that quickly. The cost:
 # at low traffic (make demo) every command comes after a pause, so it makes two round trips.
 IDLE_CHECK_AFTER = 0.01  # seconds
 
 
-def open_redis(url: str, timeout: float = DEPENDENCY_TIMEOUT) -> "ThreadRedis":
-    """A client for url that every thread may use; nothing connects until the first command.
+def open_redis(url: str, timeout: float = DEPENDENCY_TIMEOUT, cluster: bool = False) -> "RedisClient":
+    """A client for url (any node of it, with cluster) that every thread may use; nothing
+    connects until the first command.
 
     A failed command is never sent again: redis-py would retry it by default, but a timeout
     can come after Redis ran the command, and a payment must not be stored twice.
     """
-    return ThreadRedis(redis.ConnectionPool.from_url(url, decode_responses=True, socket_timeout=timeout,
-                                                     socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)))
+    options = {"decode_responses": True, "socket_timeout": timeout, "socket_connect_timeout": timeout,
+               "retry": Retry(NoBackoff(), 0)}
+    if cluster:
+        return ClusterRedis(lambda: redis.RedisCluster.from_url(url, **options))
+    return ThreadRedis(redis.ConnectionPool.from_url(url, **options))
 
 
-class ThreadRedis:
-    """A redis-py client per thread, each keeping one connection of a shared pool for its life.
+class RedisClient:
+    """What the store uses: every command and script goes to client(), the right redis-py client
+    for the calling thread. ThreadRedis and ClusterRedis make it."""
+
+    def client(self) -> redis.Redis | redis.RedisCluster:
+        """The redis-py client for the calling thread."""
+        raise NotImplementedError
+
+    def register_script(self, text: str) -> "RedisScript":
+        """A Lua script that runs on the calling thread's client: script(keys=[...], args=[...])."""
+        return RedisScript(text, self)
+
+    def __getattr__(self, command: str) -> Any:
+        return getattr(self.client(), command)  # every command: the calling thread's client
+
+
+class ThreadRedis(RedisClient):
+    """One Redis: a redis-py client per thread, each keeping one connection of a shared pool for its life.
 
     A shared client takes a connection out of its pool and puts it back for every command, which
     under load costs more than many commands (about 7 % of a POST or a GET, measured beside a
@@ -63,22 +84,47 @@ class ThreadRedis:
         local.used = now
         return client
 
-    def register_script(self, text: str) -> "ThreadScript":
-        """A Lua script that runs on the calling thread's client."""
-        return ThreadScript(redis.Redis(connection_pool=self.connection_pool).register_script(text), self)
 
-    def __getattr__(self, command: str) -> Any:
-        return getattr(self.client(), command)  # every command: this thread's client
+class ClusterRedis(RedisClient):
+    """A Redis Cluster: redis-py's RedisCluster, one for every thread (it keeps a pool per node).
+
+    It sends each command, and each script, to the master of its keys' slot, follows MOVED after
+    a failover, and refuses a script whose keys are in more than one slot. It asks the nodes for
+    the cluster's layout when it is made, so it is made at the first command: the API starts,
+    and answers 503, while the cluster is away.
+    """
+
+    def __init__(self, make: Callable[[], redis.RedisCluster]):
+        self._make, self._client = make, None
+        self._lock = threading.Lock()
+
+    def client(self) -> redis.RedisCluster:
+        """The shared client, made now if this is the first command."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    try:
+                        self._client = self._make()
+                    except redis.exceptions.RedisClusterException as error:  # no node answered
+                        raise redis.ConnectionError(str(error)) from error
+        return self._client
 
 
-class ThreadScript:
-    """redis-py's Script, run on the calling thread's client: script(keys=[...], args=[...])."""
+class RedisScript:
+    """A Lua script run with redis-py's Script on the calling thread's client, loaded into Redis
+    again whenever Redis has forgotten it (a restart, a failover)."""
 
-    def __init__(self, script: Script, redis_client: ThreadRedis):
-        self.script, self.sha, self._redis = script, script.sha, redis_client
+    def __init__(self, text: str, redis_client: RedisClient):
+        self._script = Script(None, text.encode())  # bytes: it needs no client to find its SHA1
+        self._redis = redis_client
+
+    @property
+    def sha(self) -> str:
+        """The script's SHA1, by which Redis knows it."""
+        return self._script.sha
 
     def __call__(self, keys: Sequence = (), args: Sequence = ()) -> Any:
-        return self.script(keys=keys, args=args, client=self._redis.client())
+        return self._script(keys=keys, args=args, client=self._redis.client())
 
 
 def describe(error: Exception) -> str:

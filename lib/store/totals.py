@@ -3,10 +3,10 @@
 from collections import Counter
 
 from lib.store import keys
-from lib.store.redis_client import ThreadRedis
+from lib.store.redis_client import RedisClient
 
 
-def totals(redis: ThreadRedis) -> tuple[Counter, Counter]:
+def totals(redis: RedisClient) -> tuple[Counter, Counter]:
     """(the counters, the payments by status), each summed over every shard, in one pipeline."""
     with redis.pipeline(transaction=False) as pipe:
         for shard in range(keys.SHARDS):

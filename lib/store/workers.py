@@ -1,12 +1,12 @@
 """Worker heartbeats in Redis: each worker process says it is alive, and GET /queue lists who is."""
 
 from lib.store import keys
-from lib.store.redis_client import ThreadRedis
+from lib.store.redis_client import RedisClient
 
 EXPIRES_AFTER = 10  # seconds without a beat before a worker counts as gone (killed, not stopped)
 
 
-def write_heartbeat(redis: ThreadRedis, beat: dict[str, object]) -> None:
+def write_heartbeat(redis: RedisClient, beat: dict[str, object]) -> None:
     """Say that the worker beat["id"] is alive, as beat describes it, for EXPIRES_AFTER seconds."""
     key = keys.worker(beat["id"])
     with redis.pipeline() as pipe:
@@ -16,13 +16,13 @@ def write_heartbeat(redis: ThreadRedis, beat: dict[str, object]) -> None:
         pipe.execute()
 
 
-def remove_heartbeat(redis: ThreadRedis, worker_id: str) -> None:
+def remove_heartbeat(redis: RedisClient, worker_id: str) -> None:
     """Say that the worker has stopped."""
     redis.delete(keys.worker(worker_id))
     redis.srem(keys.workers(), worker_id)
 
 
-def live_workers(redis: ThreadRedis) -> list[dict]:
+def live_workers(redis: RedisClient) -> list[dict]:
     """The workers whose heartbeat has not expired, oldest first; forgets the others."""
     ids = sorted(redis.smembers(keys.workers()))
     with redis.pipeline(transaction=False) as pipe:

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 
 from lib.runtime.clock import utc_now
-from lib.store.redis_client import REDIS_DOWN_ERRORS, ThreadRedis
+from lib.store.redis_client import REDIS_DOWN_ERRORS, RedisClient
 from lib.store.workers import remove_heartbeat, write_heartbeat
 
 BEAT_EVERY = 2.0  # seconds
@@ -15,7 +15,7 @@ BEAT_EVERY = 2.0  # seconds
 class Heartbeat:
     """Keeps this process's heartbeat fresh until stopped, then removes it."""
 
-    def __init__(self, redis: ThreadRedis, threads: int, jobs_done: Callable[[], int], stop: threading.Event):
+    def __init__(self, redis: RedisClient, threads: int, jobs_done: Callable[[], int], stop: threading.Event):
         self.redis, self.threads, self.jobs_done, self.stop = redis, threads, jobs_done, stop
         self.host = socket.gethostname()  # in a container, the container's id: one per replica
         self.id = f"{self.host}-{os.getpid()}"

@@ -6,7 +6,7 @@ import time
 import uuid
 
 from lib.store import keys
-from lib.store.redis_client import ThreadRedis
+from lib.store.redis_client import RedisClient
 
 # The processor's own records live in Redis only because this is a simulation: a real
 # processor keeps them on its side, and we send the payment id as the idempotency key. Each
@@ -52,6 +52,12 @@ return false
 DECLINED = "declined by the simulated processor"
 
 
+def charge_keys(payment_id: str) -> list[str]:
+    """The keys CHARGE_LUA is given (CANCEL_LUA, the first two): all in the payment's shard."""
+    shard = keys.shard_of_payment(payment_id)
+    return [keys.charges(shard), keys.cancelled(shard), keys.charge_requests(shard)]
+
+
 class ChargeDeclined(Exception):
     """The processor refused this attempt; another attempt may succeed."""
 
@@ -59,7 +65,7 @@ class ChargeDeclined(Exception):
 class SimulatedProcessor:
     """Charges payments after a delay, declining a FAILURE_RATE share of attempts."""
 
-    def __init__(self, redis: ThreadRedis, delay: float, failure_rate: float, rng: random.Random | None = None):
+    def __init__(self, redis: RedisClient, delay: float, failure_rate: float, rng: random.Random | None = None):
         self.delay = delay
         self.failure_rate = failure_rate
         self.rng = rng or random.Random()
@@ -74,8 +80,7 @@ class SimulatedProcessor:
         exactly the case idempotency exists for.
         """
         declined = self.rng.random() < self.failure_rate
-        shard = keys.shard_of_payment(payment_id)
-        answer, *charge_id = self._charge(keys=[keys.charges(shard), keys.cancelled(shard), keys.charge_requests(shard)],
+        answer, *charge_id = self._charge(keys=charge_keys(payment_id),
                                           args=[payment_id, f"ch_{uuid.uuid4().hex}", "1" if declined else "0"])
         if self.delay:
             time.sleep(self.delay)
@@ -88,6 +93,5 @@ class SimulatedProcessor:
     def cancel(self, payment_id: str) -> str | None:
         """Settle a payment that ran out of attempts: the charge id when a charge landed (it
         stands, so the payment is COMPLETED), else None, and no charge for it can land after."""
-        shard = keys.shard_of_payment(payment_id)
-        return self._cancel(keys=[keys.charges(shard), keys.cancelled(shard)], args=[payment_id])
+        return self._cancel(keys=charge_keys(payment_id)[:2], args=[payment_id])
 

@@ -13,7 +13,7 @@ from lib.store import keys
 from lib.store.jobqueue import JobQueue
 from lib.store.payments import Payment, PaymentStore
 from lib.store.ratelimit import RateLimit
-from lib.store.redis_client import ThreadRedis, open_redis
+from lib.store.redis_client import RedisClient, open_redis
 
 # A payment job's Redis round trips: Attempts.begin, the processor's charge and Attempts.end
 # (tests/test_round_trips.py holds the worker to it).
@@ -23,7 +23,7 @@ PAYMENT_REDIS_TRIPS = 3
 STATUS_CHANGE_TRIPS = 2
 
 
-def queue_payments(redis: ThreadRedis, address: tuple, tube: str, count: int) -> None:
+def queue_payments(redis: RedisClient, address: tuple, tube: str, count: int) -> None:
     """Store count PENDING payments and queue a job for each, as the API would."""
     store, limit, queue = PaymentStore(redis), RateLimit(capacity=count + 1, window=1), JobQueue((address,), tube, ttr=60)
     for _ in range(count):
@@ -32,7 +32,7 @@ def queue_payments(redis: ThreadRedis, address: tuple, tube: str, count: int) ->
         queue.put(payment.id)
 
 
-def time_drain(redis: ThreadRedis, count: int, timeout: float = 600) -> float:
+def time_drain(redis: RedisClient, count: int, timeout: float = 600) -> float:
     """Payments finished per second, from the first charge request the processor receives (the
     worker has begun) to the last payment leaving the unfinished index."""
     deadline = time.monotonic() + timeout
@@ -46,7 +46,7 @@ def time_drain(redis: ThreadRedis, count: int, timeout: float = 600) -> float:
     return count / (time.monotonic() - started)
 
 
-def unfinished(redis: ThreadRedis) -> int:
+def unfinished(redis: RedisClient) -> int:
     """How many payments are not finished yet, over every shard."""
     with redis.pipeline(transaction=False) as pipe:
         for shard in range(keys.SHARDS):

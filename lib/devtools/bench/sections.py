@@ -14,7 +14,7 @@ from lib.devtools.processes import ROOT, Process, answers, wait_for
 from lib.store import keys
 from lib.store.payments import Payment, PaymentStore, Status
 from lib.store.ratelimit import RateLimit
-from lib.store.redis_client import ThreadRedis
+from lib.store.redis_client import RedisClient
 
 PRELOAD_BATCH = 10_000
 LIST_USER_PAYMENTS = 50  # payments of the user whose first page the "list" subject asks for
@@ -44,12 +44,12 @@ def start_hello(env: dict, tmp: str, *redis_url_and_key: str) -> tuple[Process, 
     return hello, url
 
 
-def some_payment_ids(redis: ThreadRedis) -> list[str]:
+def some_payment_ids(redis: RedisClient) -> list[str]:
     """Up to 1,000 stored payment ids, for the GET subject."""
     return [key.rsplit(":", 1)[1] for _, key in zip(range(1000), redis.scan_iter("payment:*", count=1000))]
 
 
-def http_section(env: dict, sizes: dict, tmp: str, redis: ThreadRedis, run: int) -> dict:
+def http_section(env: dict, sizes: dict, tmp: str, redis: RedisClient, run: int) -> dict:
     """POST and GET against hello-world (alone, and after a GET's Redis round trip), interleaved
     round by round so machine noise cancels."""
     api, base = start_api(env, tmp, f"api-{run}")
@@ -79,7 +79,7 @@ def http_section(env: dict, sizes: dict, tmp: str, redis: ThreadRedis, run: int)
     return result
 
 
-def rss_section(env: dict, sizes: dict, tmp: str, redis: ThreadRedis) -> dict:
+def rss_section(env: dict, sizes: dict, tmp: str, redis: RedisClient) -> dict:
     """Peak memory of an API process over `rss_requests` requests, and its growth in the second half."""
     api, base = start_api(env, tmp, "api-rss")
     ids = some_payment_ids(redis)
@@ -96,7 +96,7 @@ def rss_section(env: dict, sizes: dict, tmp: str, redis: ThreadRedis) -> dict:
             "growth_second_half_mb": now - at_half}
 
 
-def drain_section(env: dict, sizes: dict, tmp: str, redis: ThreadRedis, address: tuple[str, int]) -> dict:
+def drain_section(env: dict, sizes: dict, tmp: str, redis: RedisClient, address: tuple[str, int]) -> dict:
     """The worker draining queued payments (4 threads, no delay) beside a bare reserve/delete loop,
     and beside that loop making, with no work in them, a payment's three Redis round trips and
     the two that any worker must make (its status changes)."""
@@ -125,7 +125,7 @@ def drain_section(env: dict, sizes: dict, tmp: str, redis: ThreadRedis, address:
             "ratio_to_status_changes": ours / least, "ratio_to_round_trips": ours / trips}
 
 
-def efficiency_section(env: dict, sizes: dict, tmp: str, redis: ThreadRedis, address: tuple[str, int]) -> dict:
+def efficiency_section(env: dict, sizes: dict, tmp: str, redis: RedisClient, address: tuple[str, int]) -> dict:
     """50 threads, 0.2 s per payment: the ideal is 250 payments a second."""
     redis.flushall()
     count = sizes["efficiency_jobs"]
@@ -139,7 +139,7 @@ def efficiency_section(env: dict, sizes: dict, tmp: str, redis: ThreadRedis, add
             "worker_peak_rss_mb_50_threads": peak}
 
 
-def preload(redis: ThreadRedis, count: int) -> float:
+def preload(redis: RedisClient, count: int) -> float:
     """Store count COMPLETED payments of 100,000 users, as the store writes them; return the seconds it took."""
     started = time.monotonic()
     done = Payment.new("preload", Decimal("19.99"), "USD")._replace(status=Status.COMPLETED, attempts=1)
@@ -153,7 +153,7 @@ def preload(redis: ThreadRedis, count: int) -> float:
     return time.monotonic() - started
 
 
-def memory_per_payment(redis: ThreadRedis) -> float:
+def memory_per_payment(redis: RedisClient) -> float:
     """Average bytes Redis holds for one stored payment (MEMORY USAGE of its hash)."""
     keys = [key for _, key in zip(range(200), redis.scan_iter("payment:*", count=1000))]
     return statistics.mean(redis.memory_usage(key, samples=0) for key in keys)

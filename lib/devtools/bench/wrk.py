@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from lib.devtools.local_servers import require
 from lib.devtools.processes import Process
-from lib.store.redis_client import ThreadRedis
+from lib.store.redis_client import RedisClient
 
 # wrk runs a Lua script per thread. `done` prints the summary as one JSON line so it can be read back.
 WRK_DONE = """
@@ -45,7 +45,7 @@ def hello_app(environ: dict, start_response: Callable) -> list[bytes]:
     return [body]
 
 
-def hello_after_round_trip(redis: ThreadRedis, key: str) -> Callable:
+def hello_after_round_trip(redis: RedisClient, key: str) -> Callable:
     """hello_app after the Redis round trip a GET makes (HGETALL of a payment), its reply unused:
     what waitress and that round trip cost, with none of the API's own work."""
     def app(environ, start_response):
