@@ -57,7 +57,7 @@ class RequestDurations:
             yield [("method", method), ("route", route)], cumulative, total
 
 
-def render(counters: dict[str, str], status_counts: dict[str, str], queue_counts: dict[str, int],
+def render(counters: dict[str, int], status_counts: dict[str, int], queue_counts: dict[str, int],
            durations: "RequestDurations") -> str:
     """The whole /metrics page: HELP and TYPE before each family's samples."""
     lines = []

@@ -35,12 +35,12 @@ def idempotency(user_id: str, key: str) -> str:
 
 
 def counters() -> str:
-    """Hash: totals since the store was made (payments_created, rate_limited...), for GET /metrics."""
+    """Hash: totals since the store was made (payments_created, rate_limited...), for GET /metrics and /summary."""
     return "metrics:counters"
 
 
 def status_counts() -> str:
-    """Hash: status -> how many payments are in it now, for GET /metrics."""
+    """Hash: status -> how many payments are in it now, for GET /metrics and /summary."""
     return "metrics:payments_by_status"
 
 
