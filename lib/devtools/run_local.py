@@ -62,7 +62,7 @@ def main(data_dir: str = ".run") -> int:
             apps[name] = subprocess.Popen([sys.executable] + command[1:], env=env, stdout=subprocess.PIPE,
                                           stderr=subprocess.STDOUT, start_new_session=True)
             threading.Thread(target=_relay, args=(name, apps[name].stdout), daemon=True).start()
-        print("API on http://localhost:8000 - press Ctrl-C to stop everything", flush=True)
+        print("API and its page on http://localhost:8000 - press Ctrl-C to stop everything", flush=True)
         while not finished.wait(0.5):
             dead = [name for name, process in apps.items() if process.poll() is not None]
             if dead:
