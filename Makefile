@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 COMPOSE := docker compose
 
-.PHONY: test bench run demo dev logs down clean
+.PHONY: test bench run demo screenshot dev logs down clean
 
 # The virtual environment is rebuilt whenever requirements.txt changes.
 $(VENV)/installed: requirements.txt
@@ -32,6 +32,11 @@ run: $(VENV)/installed
 # The original's simulation steps against a running stack (make run or make dev), narrated.
 demo: $(VENV)/installed
 	$(PYTHON) -m lib.devtools.demo
+
+# docs/dashboard.png: the page at / after the rate-limit burst, in headless Chromium, from a stack of
+# its own on free ports (it needs chromium: apt-get install chromium).
+screenshot: $(VENV)/installed
+	$(PYTHON) -m lib.devtools.screenshot
 
 # --wait returns once every service is running and every healthcheck passes (or fails if one
 # does not), so the addresses printed after it answer.

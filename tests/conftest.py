@@ -31,7 +31,7 @@ from lib.store.jobqueue import JobQueue, job_ttr
 from lib.store.payments import Admission, Payment, PaymentStore
 from lib.store.ratelimit import RateLimit
 from lib.store.redis_client import open_redis
-from lib.store.totals import totals
+from lib.store.counts import read_counts
 from lib.worker.jobs import PaymentJobs
 from lib.worker.processor import SimulatedProcessor
 from lib.worker.threads import PaymentWorker, start_threads
@@ -54,12 +54,12 @@ def unfinished_score(redis, payment_id):
 
 def counter(redis, name):
     """A counter of /metrics, summed over the shards."""
-    return totals(redis)[0][name]
+    return read_counts(redis).totals.get(name, 0)
 
 
 def status_counts(redis):
     """Payments by status, summed over the shards."""
-    return totals(redis)[1]
+    return read_counts(redis).by_status
 
 
 def store_payment(redis, user_id="u"):

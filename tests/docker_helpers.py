@@ -42,8 +42,8 @@ def ignored(path, patterns):
                for pattern in patterns for candidate in candidates)
 
 
-def copied_python_files(root=ROOT):
-    """The .py files the Dockerfile's app stage copies from the build context that .dockerignore leaves."""
+def copied_files(root=ROOT):
+    """The files the Dockerfile's app stage copies from the build context that .dockerignore leaves."""
     with open(os.path.join(root, ".dockerignore")) as file:
         patterns = [line.strip() for line in file if line.strip() and not line.startswith("#")]
     with open(os.path.join(root, "Dockerfile")) as file:
@@ -56,7 +56,12 @@ def copied_python_files(root=ROOT):
                 copied.add(source)
             for folder, _, names in os.walk(os.path.join(root, source)):
                 copied.update(os.path.relpath(os.path.join(folder, name), root) for name in names)
-    return {path for path in copied if path.endswith(".py") and not ignored(path, patterns)}
+    return {path for path in copied if not ignored(path, patterns)}
+
+
+def copied_python_files(root=ROOT):
+    """The .py files the Dockerfile's app stage copies from the build context that .dockerignore leaves."""
+    return {path for path in copied_files(root) if path.endswith(".py")}
 
 
 def engine_problem():

@@ -5,8 +5,9 @@ import re
 
 import pytest
 
+from lib.api.dashboard import PAGE_PATH
 from lib.devtools.run_local import APP_COMMANDS
-from tests.docker_helpers import copied_python_files, runtime_python_files
+from tests.docker_helpers import copied_files, copied_python_files, runtime_python_files
 from tests.yaml_subset import load
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -114,6 +115,10 @@ def test_every_service_runs_under_an_init_that_passes_sigterm_on(compose):
 
 def test_the_app_image_gets_the_modules_the_api_and_worker_import_and_no_dev_tool_or_test():
     assert copied_python_files() == runtime_python_files()
+
+
+def test_the_app_image_gets_the_page_the_api_serves():
+    assert os.path.relpath(PAGE_PATH, ROOT) in copied_files()
 
 
 def test_every_image_names_its_version_and_only_the_queue_ui_is_latest(compose):

@@ -142,7 +142,7 @@ def test_failures_and_retries_are_counted(client, redis, run_worker):
     run_worker(failure_rate=1, max_attempts=2, retry_delay=0)
     assert wait_for(lambda: counter(redis, "payments_failed") == 1)
     assert counter(redis, "payments_retried") == 1
-    assert status_counts(redis) == {"PENDING": 0, "PROCESSING": 0, "FAILED": 1}
+    assert status_counts(redis) == {"PENDING": 0, "PROCESSING": 0, "COMPLETED": 0, "FAILED": 1}
 
 
 @pytest.mark.filterwarnings("ignore:Unknown REQUEST_METHOD")  # wsgiref's validator; invented on purpose
@@ -200,9 +200,9 @@ def test_every_live_worker_process_shows_and_a_dead_one_goes(api, launch, redis)
     assert redis.smembers(keys.workers()) == set()
 
 
-def test_queue_and_metrics_answer_503_fast_when_beanstalkd_is_down(make_client):
+def test_queue_summary_and_metrics_answer_503_fast_when_beanstalkd_is_down(make_client):
     client = make_client(beanstalk_addr="127.0.0.1:1")
-    for path in ("/queue", "/metrics"):
+    for path in ("/queue", "/summary", "/metrics"):
         started = time.monotonic()
         status, _, body = client.request("GET", path)
         assert status == 503 and "unavailable" in body["error"] and time.monotonic() - started < 2

@@ -3,19 +3,21 @@
 import logging
 from typing import NamedTuple
 
+from lib.api.dashboard import CONTENT_TYPE as PAGE_CONTENT_TYPE
+from lib.api.dashboard import Page, load_page
 from lib.api.durations import RequestDurations
 from lib.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from lib.api.metrics import render
+from lib.api.metrics import COUNTERS, render
 from lib.api.validation import is_payment_id, parse_key, parse_list_query, parse_payment_request
 from lib.http.errors import HTTPError
 from lib.http.jsonio import dumps, parse_json
 from lib.http.wsgi import App, Request, Response
 from lib.runtime.config import Config
+from lib.store.counts import read_counts
 from lib.store.jobqueue import JobQueue, QueueUnavailable, total
 from lib.store.payments import Admission, Payment, PaymentStore, UnknownCursor
 from lib.store.ratelimit import Decision, RateLimit
 from lib.store.redis_client import REDIS_DOWN_ERRORS, RedisClient, describe
-from lib.store.totals import totals
 from lib.store.workers import live_workers
 
 log = logging.getLogger("paypoc.api")
@@ -34,6 +36,7 @@ class Services(NamedTuple):
     limit: RateLimit
     queue: JobQueue
     durations: RequestDurations
+    page: Page
 
 
 def policy_header(limit: RateLimit) -> tuple[str, str]:
@@ -123,18 +126,34 @@ def list_payments(services: Services, request: Request) -> Response:
     return Response(200, {"data": [payment.to_json() for payment in page.payments], "has_more": page.has_more})
 
 
-def queue_status(services: Services, request: Request) -> Response:
-    """What the queue holds now, and which worker processes are alive (by their heartbeats)."""
+def _queue_now(services: Services) -> dict:
+    """The tube's jobs by state and the worker processes alive (by their heartbeats)."""
     counts = services.queue.counts()
-    return Response(200, {"tube": services.queue.tube, "jobs": total(counts), "servers": counts,
-                          "workers": live_workers(services.redis)})
+    return {"tube": services.queue.tube, "jobs": total(counts), "servers": counts, "workers": live_workers(services.redis)}
+
+
+def queue_status(services: Services, request: Request) -> Response:
+    """What the queue holds now, on each beanstalkd and in all, and which worker processes are alive."""
+    return Response(200, _queue_now(services))
+
+
+def summary(services: Services, request: Request) -> Response:
+    """The system at a glance, as JSON for the page at /: payments by status, totals, the queue, the workers."""
+    counts = read_counts(services.redis)
+    totals = {field: counts.totals.get(field, 0) for field, _ in COUNTERS}
+    return Response(200, {"payments": counts.by_status, "totals": totals, **_queue_now(services)})
 
 
 def metrics(services: Services, request: Request) -> Response:
     """Prometheus text format: counters and gauges from Redis and beanstalkd, every API process's histogram."""
-    counters, status_counts = totals(services.redis)
-    text = render(counters, status_counts, services.queue.counts(), services.durations)
+    counts = read_counts(services.redis)
+    text = render(counts.totals, counts.by_status, services.queue.counts(), services.durations)
     return Response(200, text, content_type=METRICS_CONTENT_TYPE)
+
+
+def dashboard(services: Services, request: Request) -> Response:
+    """The page that shows the system at work (lib/api/dashboard.html), read at start-up."""
+    return Response(200, services.page.html, services.page.headers, content_type=PAGE_CONTENT_TYPE)
 
 
 def get_payment(services: Services, request: Request, id: str) -> Response:
@@ -146,12 +165,14 @@ def get_payment(services: Services, request: Request, id: str) -> Response:
 
 
 ROUTES = [
+    ("GET", "/", dashboard),
     ("GET", "/health", health),
     ("GET", "/ready", ready),
     ("POST", "/payments", create_payment),
     ("GET", "/payments", list_payments),
     ("GET", "/payments/{id}", get_payment),
     ("GET", "/queue", queue_status),
+    ("GET", "/summary", summary),
     ("GET", "/metrics", metrics),
 ]
 
@@ -167,5 +188,5 @@ def create_app(config: Config, redis: RedisClient, queue: JobQueue, durations: R
     processes serve it, this process's row of their shared RequestDurations."""
     durations = durations or RequestDurations.for_routes(ROUTES)
     services = Services(redis, PaymentStore(redis), RateLimit(config.rate_limit, config.rate_limit_window), queue,
-                        durations)
+                        durations, load_page())
     return App(ROUTES, services, UNAVAILABLE, durations)

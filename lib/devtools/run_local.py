@@ -68,9 +68,9 @@ def main(data_dir: str = ".run") -> int:
             apps[name] = subprocess.Popen([sys.executable] + command[1:], env=env, stdout=subprocess.PIPE,
                                           stderr=subprocess.STDOUT, start_new_session=True)
             threading.Thread(target=_relay, args=(name, apps[name].stdout), daemon=True).start()
-        print(f"API on http://localhost:8000 ({config.api_processes} processes of {config.threads} threads), worker "
-              f"({config.worker_processes} process(es) of {config.max_workers} thread(s)) - press Ctrl-C to stop "
-              "everything", flush=True)
+        print(f"API and its page on http://localhost:8000 ({config.api_processes} processes of {config.threads} "
+              f"threads), worker ({config.worker_processes} process(es) of {config.max_workers} thread(s)) - press "
+              "Ctrl-C to stop everything", flush=True)
         while not finished.wait(0.5):
             dead = [name for name, process in apps.items() if process.poll() is not None]
             if dead:

@@ -64,12 +64,12 @@ def idempotency(user_id: str, key: str) -> str:
 
 
 def counters(shard: int) -> str:
-    """Hash: a shard's totals since the store was made (payments_created, rate_limited...), for GET /metrics."""
+    """Hash: a shard's totals since the store was made (payments_created, rate_limited...), for GET /metrics and /summary."""
     return f"metrics:{_tag(shard)}:counters"
 
 
 def status_counts(shard: int) -> str:
-    """Hash: status -> how many of a shard's payments are in it now, for GET /metrics."""
+    """Hash: status -> how many of a shard's payments are in it now, for GET /metrics and /summary."""
     return f"metrics:{_tag(shard)}:payments_by_status"
 
 
