@@ -198,7 +198,8 @@ def test_every_live_worker_process_shows_and_a_dead_one_goes(api, launch, redis)
     listed = http("GET", f"{api}/queue")[2]["workers"]
     assert sorted(w["threads"] for w in listed) == [2, 3] and {w["pid"] for w in listed} == \
         {w.pid for w in workers}
-    assert all(set(w) == {"id", "host", "pid", "threads", "jobs_done", "started_at", "last_seen"} for w in listed)
+    assert all(set(w) == {"id", "host", "pid", "threads", "jobs_done", "settings", "started_at", "last_seen"}
+               for w in listed)
     workers[0].stop(signal.SIGTERM)  # a clean stop removes its heartbeat at once
     assert [w["pid"] for w in http("GET", f"{api}/queue")[2]["workers"]] == [workers[1].pid]
     workers[1].stop(signal.SIGKILL)  # a killed one expires; let its time run out
