@@ -1,7 +1,10 @@
 """docker-compose.yml and the Dockerfile, checked by construction (no Docker engine needed)."""
 
+import json
 import os
 import re
+import shutil
+import subprocess
 
 import pytest
 
@@ -24,6 +27,29 @@ def compose():
 
 def healthy(service):
     return {name: {"condition": "service_healthy"} for name in service["depends_on"]} == service["depends_on"]
+
+
+def test_the_project_is_named_paypoc_whatever_the_folder_is_called(compose):
+    assert compose["name"] == "paypoc"
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="no `docker` command to ask for the project's names")
+@pytest.mark.parametrize("override, project", [(None, "paypoc"), ("paypoc-test-1", "paypoc-test-1")])
+def test_a_clone_in_any_folder_gets_the_readmes_names_and_compose_project_name_still_wins(tmp_path, override,
+                                                                                         project):
+    clone = tmp_path / "payment_service_poc"  # not "paypoc": the name may not come from the folder
+    clone.mkdir()
+    shutil.copy(os.path.join(ROOT, "docker-compose.yml"), clone)
+    (clone / ".env").write_text("REDIS_PASSWORD=x\n")
+    env = {**os.environ, "COMPOSE_PROJECT_NAME": override} if override else \
+        {k: v for k, v in os.environ.items() if k != "COMPOSE_PROJECT_NAME"}
+    result = subprocess.run(["docker", "compose", "config", "--format", "json"], cwd=clone, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    config = json.loads(result.stdout)
+    assert config["name"] == project
+    assert sorted(volume["name"] for volume in config["volumes"].values()) == \
+        [f"{project}_beanstalkd-data", f"{project}_redis-data"]
 
 
 def test_compose_runs_the_five_services(compose):
