@@ -2,9 +2,13 @@
 
 import json
 import os
+import pty
 import re
+import select
 import shutil
 import subprocess
+import sys
+import time
 
 import pytest
 
@@ -149,3 +153,27 @@ def test_every_image_names_its_version_and_only_the_queue_ui_is_latest(compose):
     assert "" not in tags.values(), tags  # no image left to mean `latest` by omission
     # The console is published as `latest` only: written out, so a reader sees it is not pinned.
     assert [image for image, tag in tags.items() if tag == "latest"] == ["schickling/beanstalkd-console:latest"]
+
+
+# A stand-in for `docker compose logs --follow`: it follows until Ctrl-C, then exits 130 as docker compose does.
+FOLLOWER = ("import signal, sys, time; signal.signal(signal.SIGINT, lambda *_: sys.exit(130)); "
+            "print('following', flush=True); time.sleep(60)")
+
+
+def test_ctrl_c_on_make_logs_ends_it_quietly():
+    pid, terminal = pty.fork()  # a terminal of its own, where Ctrl-C reaches make and what it runs
+    if pid == 0:
+        os.chdir(ROOT)
+        os.execvp("make", ["make", "--no-print-directory", "logs", f"COMPOSE={sys.executable} -c \"{FOLLOWER}\""])
+    seen, deadline = b"", time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if select.select([terminal], [], [], 0.1)[0]:
+            try:
+                seen += os.read(terminal, 4096)
+            except OSError:  # the terminal closed: make has exited
+                break
+            if b"following\r\n" in seen and b"^C" not in seen:  # the follower's own line, not make's echo
+                os.write(terminal, b"\x03")
+    os.waitpid(pid, 0)
+    assert b"following\r\n" in seen and b"^C" in seen
+    assert b"***" not in seen, seen.decode()  # make's "*** [Makefile:..: logs] Error 130" (or "Interrupt")
