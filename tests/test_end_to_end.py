@@ -44,7 +44,7 @@ def test_the_originals_rate_limit_loop_over_http(api):
     assert statuses[-1][1]["Retry-After"] and statuses[-1][1]["RateLimit-Policy"] == '"default";q=5;w=60'
 
 
-def test_the_readmes_quick_start_prints_what_it_promises(api, launch, tmp_path):
+def test_the_readmes_quick_start_prints_what_it_promises(redis, api, launch, tmp_path):  # redis: emptied
     launch("paypoc_worker.py", processing_delay=0.5)
     (post, posted), (get, got), (loop, statuses) = quick_start_steps()
     answer = run(post, api, tmp_path / "payment.json")
