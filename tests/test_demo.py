@@ -10,7 +10,7 @@ import time
 
 from lib.devtools.local_servers import free_port
 from lib.devtools.pace import Pace, about
-from lib.devtools.processes import ROOT
+from lib.devtools.processes import ROOT, http
 
 
 # Each test asks for `redis`, which empties the database: a worker killed at the end of the test
@@ -53,10 +53,14 @@ def test_every_step_passes_against_a_working_stack_and_its_curls_work_when_copie
     assert json.loads(shell(get))["status"] == "COMPLETED"
 
 
-def test_queue_lines_are_printed_only_when_something_changes(redis, api, launch):
-    launch("paypoc_worker.py", max_workers=1, processing_delay=0.3)
+def test_it_says_why_a_payment_waits_and_prints_queue_lines_only_when_something_changes(redis, api, launch):
+    launch("paypoc_worker.py", max_workers=1, processing_delay=1)
+    for _ in range(4):  # a backlog, as the README's loop leaves one
+        assert http("POST", f"{api}/payments", {"userId": "test", "amount": 100, "currency": "XAF"})[0] == 201
     code, transcript = demo(API_URL=api)
     assert code == 0, transcript
+    assert re.search(r"\n  [2-4] job\(s\) were queued ahead of it for 1 worker thread\(s\): it waits about \d+ s",
+                     "\n".join(step(transcript, 2)))
     batch = step(transcript, 3)
     assert "3 payments at once for 1 worker thread(s) in 1 process(es): they run 1 at a time" in batch[1]
     watched = [line.split("s  ", 1)[1] for line in batch if line.startswith("  +")]

@@ -67,12 +67,12 @@ class Demo:
 
     def one_payment(self) -> None:
         """Step 2: one payment to its end, with the time of each status; it ends as the workers' settings say."""
-        user, ahead = f"demo-{self.run_id}", self.stack.waiting()
+        user, ahead = f"demo-{self.run_id}", self.stack.ahead()
         self.say(f"$ {self.stack.curl_post(user)}")
         status, headers, body = self.stack.post(user)
         self.say(f"{status} Location: {headers.get('Location')}\n{json.dumps(body)}")
         self.expect(status == 201 and body["data"]["status"] == "PENDING", "the payment was not accepted as PENDING")
-        if ahead:
+        if ahead >= self.pace.threads:  # every thread is busy: it waits its turn
             self.say(f"  {ahead} job(s) were queued ahead of it for {self.pace.threads} worker thread(s): it waits "
                      f"{about(self.pace.seconds(0, ahead))} for its turn")
         payment, seen = self.stack.wait_until_finished(body["data"]["id"], self.pace.patience(1, ahead))
@@ -152,7 +152,7 @@ class Demo:
     def estimate(self) -> float:
         """About how long steps 2 to 5 take, from the workers' pace and the jobs already queued."""
         pace = self.pace
-        seconds = pace.seconds(1, self.stack.waiting()) + pace.seconds(pace.batch_size()) + 2
+        seconds = pace.seconds(1, self.stack.ahead()) + pace.seconds(pace.batch_size()) + 2
         if not (pace.no_payment_fails or pace.every_payment_fails):  # step 4 tries until one fails
             seconds += min(10, 1 / pace.highest_failure_rate ** pace.max_attempts) * pace.seconds(1)
         return seconds

@@ -52,10 +52,11 @@ class Stack:
         """GET /queue: the tube's jobs by state and the live workers."""
         return self.call("GET", "/queue")[2]
 
-    def waiting(self) -> int:
-        """Jobs in the tube that a worker has yet to finish: ready, in hand, or waiting for a retry."""
+    def ahead(self) -> int:
+        """Jobs a new job would queue behind: ready, or in a worker's hands (a delayed one, waiting
+        for its retry, comes back later and takes its turn then)."""
         jobs = self.queue()["jobs"]
-        return jobs["ready"] + jobs["reserved"] + jobs["delayed"]
+        return jobs["ready"] + jobs["reserved"]
 
     def workers(self, grace: float = 3) -> list[dict]:
         """The live workers; one that has just started gets `grace` seconds to write its heartbeat."""
