@@ -9,7 +9,7 @@ import sys
 import time
 
 INSTALL_HINT = {"redis-server": "apt-get install redis-server", "beanstalkd": "apt-get install beanstalkd",
-                "wrk": "apt-get install wrk"}
+                "wrk": "apt-get install wrk", "curl": "apt-get install curl"}
 
 
 def missing(binary: str) -> str | None:
