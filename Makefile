@@ -44,8 +44,10 @@ dev: .env
 	$(COMPOSE) up --build --wait
 	@echo "API on http://localhost:8000, beanstalkd UI on http://localhost:8902 (make logs, make down)"
 
+# Ctrl-C is how one stops following: the shell's trap makes it a quiet exit, where make would
+# report docker compose's status 130 as an error.
 logs:
-	$(COMPOSE) logs --follow
+	@trap 'exit 0' INT; $(COMPOSE) logs --follow
 
 down:
 	$(COMPOSE) down

@@ -49,7 +49,10 @@ def work(config: Config, number: int) -> int:
     sweeper = Sweeper(attempts, PaymentStore(redis), queue, config.stale_after, stop)
     log.info("Worker process %d of %d started: pid %d, %d thread(s)", number + 1, config.worker_processes,
              os.getpid(), config.max_workers)
-    heartbeat = Heartbeat(redis, config.max_workers, worker.jobs_done, stop)
+    # GET /queue shows these, so that a reader (or `make demo`) knows how this worker's payments will go.
+    settings = {"processing_delay": config.processing_delay, "failure_rate": config.failure_rate,
+                "max_attempts": config.max_attempts, "retry_delay": config.retry_delay}
+    heartbeat = Heartbeat(redis, config.max_workers, worker.jobs_done, settings, stop)
     threads = start_threads(worker.run, config.max_workers, "worker")
     # Two helpers: the sweeper re-queues lost jobs, the heartbeat says this process is alive.
     for name, target in (("sweeper", sweeper.run), ("heartbeat", heartbeat.run)):
@@ -58,7 +61,9 @@ def work(config: Config, number: int) -> int:
     for thread in threads:
         while thread.is_alive():
             thread.join(0.5)  # a timed join keeps the main thread free to run signal handlers
-    log.info("Worker stopped after %d job(s)", worker.jobs_done())
+    done = worker.jobs_done()
+    log.info("Worker stopped after %d job(s): %s", sum(done.values()),
+             ", ".join(f"{count} {outcome}" for outcome, count in done.items()))
     return 0
 
 

@@ -71,7 +71,8 @@ def store_payment(redis, user_id="u"):
 
 def pytest_configure(config):
     # Stop the run at once with the install command, rather than erroring in every test.
-    for binary in ("redis-server", "redis-cli", "beanstalkd", "wrk"):  # wrk: for the smoke test of `make bench`
+    # wrk: for the smoke test of `make bench`; curl: the README's commands are run as written.
+    for binary in ("redis-server", "redis-cli", "beanstalkd", "wrk", "curl"):
         if problem := missing(binary):
             pytest.exit(problem, returncode=2)
 

@@ -71,9 +71,10 @@ def test_summary_shows_payments_by_status_totals_the_queue_and_the_workers(make_
     client.post_payment(WALKTHROUGH_BODY)
     client.post_payment(WALKTHROUGH_BODY)  # the third for user_123: rate-limited
     tube.bury(tube.reserve(timeout=0))
-    beat = {"id": "vm-1", "host": "vm", "pid": 1, "threads": 2, "jobs_done": 7,
+    beat = {"id": "vm-1", "host": "vm", "pid": 1, "threads": 2,
             "started_at": "2026-11-24T08:00:00.000000Z", "last_seen": "2026-11-24T08:00:02.000000Z"}
-    write_heartbeat(redis, beat)
+    jobs_done, settings = {"completed": 7, "failed": 1}, {"processing_delay": 3.0, "failure_rate": 0.0}
+    write_heartbeat(redis, beat, jobs_done, settings)
     status, _, body = client.request("GET", "/summary")
     assert status == 200
     assert body == {
@@ -84,7 +85,7 @@ def test_summary_shows_payments_by_status_totals_the_queue_and_the_workers(make_
         "jobs": {"ready": 2, "reserved": 0, "delayed": 0, "buried": 1, "total_put": 3},
         "servers": {f"{host}:{port}": {"ready": 2, "reserved": 0, "delayed": 0, "buried": 1, "total_put": 3}
                     for host, port in [env["BEANSTALK_ADDR"].split(":")]},
-        "workers": [beat],
+        "workers": [{**beat, "jobs_done": jobs_done, "settings": settings}],
     }
     # The queue and the workers, read as GET /queue reads them.
     queue = client.request("GET", "/queue")[2]

@@ -1,7 +1,14 @@
 """docker-compose.yml and the Dockerfile, checked by construction (no Docker engine needed)."""
 
+import json
 import os
+import pty
 import re
+import select
+import shutil
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -25,6 +32,29 @@ def compose():
 
 def healthy(service):
     return {name: {"condition": "service_healthy"} for name in service["depends_on"]} == service["depends_on"]
+
+
+def test_the_project_is_named_paypoc_whatever_the_folder_is_called(compose):
+    assert compose["name"] == "paypoc"
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="no `docker` command to ask for the project's names")
+@pytest.mark.parametrize("override, project", [(None, "paypoc"), ("paypoc-test-1", "paypoc-test-1")])
+def test_a_clone_in_any_folder_gets_the_readmes_names_and_compose_project_name_still_wins(tmp_path, override,
+                                                                                         project):
+    clone = tmp_path / "payment_service_poc"  # not "paypoc": the name may not come from the folder
+    clone.mkdir()
+    shutil.copy(os.path.join(ROOT, "docker-compose.yml"), clone)
+    (clone / ".env").write_text("REDIS_PASSWORD=x\n")
+    env = {**os.environ, "COMPOSE_PROJECT_NAME": override} if override else \
+        {k: v for k, v in os.environ.items() if k != "COMPOSE_PROJECT_NAME"}
+    result = subprocess.run(["docker", "compose", "config", "--format", "json"], cwd=clone, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    config = json.loads(result.stdout)
+    assert config["name"] == project
+    assert sorted(volume["name"] for volume in config["volumes"].values()) == \
+        [f"{project}_beanstalkd-data", f"{project}_redis-data"]
 
 
 def test_compose_runs_the_five_services(compose):
@@ -128,3 +158,27 @@ def test_every_image_names_its_version_and_only_the_queue_ui_is_latest(compose):
     assert "" not in tags.values(), tags  # no image left to mean `latest` by omission
     # The console is published as `latest` only: written out, so a reader sees it is not pinned.
     assert [image for image, tag in tags.items() if tag == "latest"] == ["schickling/beanstalkd-console:latest"]
+
+
+# A stand-in for `docker compose logs --follow`: it follows until Ctrl-C, then exits 130 as docker compose does.
+FOLLOWER = ("import signal, sys, time; signal.signal(signal.SIGINT, lambda *_: sys.exit(130)); "
+            "print('following', flush=True); time.sleep(60)")
+
+
+def test_ctrl_c_on_make_logs_ends_it_quietly():
+    pid, terminal = pty.fork()  # a terminal of its own, where Ctrl-C reaches make and what it runs
+    if pid == 0:
+        os.chdir(ROOT)
+        os.execvp("make", ["make", "--no-print-directory", "logs", f"COMPOSE={sys.executable} -c \"{FOLLOWER}\""])
+    seen, deadline = b"", time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if select.select([terminal], [], [], 0.1)[0]:
+            try:
+                seen += os.read(terminal, 4096)
+            except OSError:  # the terminal closed: make has exited
+                break
+            if b"following\r\n" in seen and b"^C" not in seen:  # the follower's own line, not make's echo
+                os.write(terminal, b"\x03")
+    os.waitpid(pid, 0)
+    assert b"following\r\n" in seen and b"^C" in seen
+    assert b"***" not in seen, seen.decode()  # make's "*** [Makefile:..: logs] Error 130" (or "Interrupt")

@@ -13,6 +13,7 @@ import pytest
 from lib.devtools.local_servers import free_port
 from lib.devtools.processes import ROOT, http, wait_for
 from lib.runtime.config import ConfigError, load_config
+from tests.quick_start import promised, quick_start_steps, run
 
 WALKTHROUGH_POST = b'''{
     "user_Id": "user_123",
@@ -41,6 +42,19 @@ def test_the_originals_rate_limit_loop_over_http(api):
     assert [s for s, _, _ in statuses] == [201] * 5 + [429] * 5
     assert statuses[-1][2] == {"error": "Rate limit exceeded. Try again later."}
     assert statuses[-1][1]["Retry-After"] and statuses[-1][1]["RateLimit-Policy"] == '"default";q=5;w=60'
+
+
+def test_the_readmes_quick_start_prints_what_it_promises(redis, api, launch, tmp_path):  # redis: emptied
+    launch("paypoc_worker.py", processing_delay=0.5)
+    (post, posted), (get, got), (loop, statuses) = quick_start_steps()
+    answer = run(post, api, tmp_path / "payment.json")
+    assert promised(answer, posted), answer
+    payment_id = json.loads(answer)["data"]["id"]
+    assert wait_for(lambda: http("GET", f"{api}/payments/{payment_id}")[2]["status"] == "COMPLETED")
+    answer = run(get, api, tmp_path / "payment.json")
+    assert promised(answer, got) and json.loads(answer)["id"] == payment_id, answer
+    assert promised(run(loop, api), statuses) and statuses == " ".join(["201"] * 5 + ["429"] * 5)
+    assert run(loop, api).split() == ["429"] * 10  # again at once, as the README warns
 
 
 def test_a_head_request_leaves_the_connection_ready_for_the_next_request(api):

@@ -43,6 +43,24 @@ def test_one_access_log_line_per_request_names_method_path_status_duration_and_i
     assert re.fullmatch(r"GET /payments/nope 404 \d+\.\dms request_id=abc-123", lines[0])
 
 
+def access_lines(caplog):
+    """(level name, message) of each access log line the app wrote."""
+    return [(r.levelname, r.getMessage()) for r in caplog.records if "request_id=" in r.getMessage()]
+
+
+def test_health_checks_that_pass_stay_out_of_the_info_access_log_and_failing_ones_show(client, make_client, caplog):
+    caplog.set_level(logging.DEBUG, "paypoc.api")
+    for method, path in [("GET", "/health"), ("GET", "/ready"), ("HEAD", "/health"), ("GET", "/queue")]:
+        client.request_raw(method, path)
+    levels = {" ".join(message.split()[:3]): level for level, message in access_lines(caplog)}
+    assert levels == {"GET /health 200": "DEBUG", "GET /ready 200": "DEBUG", "HEAD /health 200": "DEBUG",
+                      "GET /queue 200": "INFO"}
+    caplog.clear()
+    make_client(beanstalk_addr="127.0.0.1:1").request("GET", "/ready")  # beanstalkd unreachable: 503
+    assert [(level, message.split()[:3]) for level, message in access_lines(caplog)] == \
+        [("INFO", ["GET", "/ready", "503"])]
+
+
 def test_the_api_binds_to_loopback_unless_told_otherwise():
     assert load_config({}).host == "127.0.0.1"
 

@@ -60,6 +60,22 @@ def test_bad_list_parameters_are_400_naming_the_parameter(client, query, named):
     assert status == 400 and named in body["error"]
 
 
+@pytest.mark.parametrize("spelling", ["user_id", "user_Id", "userId", "USERID"])
+def test_the_list_takes_user_id_under_every_spelling_the_post_body_takes(client, spelling):
+    posted = client.post_payment({"user_Id": "user_123", "amount": 1500, "currency": "XAF"})[2]["data"]["id"]
+    status, _, page = client.request("GET", "/payments", headers={"QUERY_STRING": f"{spelling}=user_123"})
+    assert status == 200 and [payment["id"] for payment in page["data"]] == [posted]
+
+
+@pytest.mark.parametrize("query, message", [
+    ("user_id=a&userId=b", "user_id is given more than once (user_id, userId)"),
+    ("u%C5%BFer_id=a", "unknown parameter 'uſer_id'"),  # "uſer_id".upper() is "USER_ID": a look-alike
+])
+def test_the_list_refuses_user_id_twice_and_look_alike_spellings_as_the_post_does(client, query, message):
+    status, _, body = client.request("GET", "/payments", headers={"QUERY_STRING": query})
+    assert status == 400 and message in body["error"]
+
+
 def test_a_cursor_from_another_users_list_is_refused(client):
     other = post_for(client, "alice", 1)[0]["data"]["id"]
     status, _, body = client.request("GET", "/payments", headers={"QUERY_STRING": f"user_id=bob&starting_after={other}"})
@@ -190,7 +206,8 @@ def test_every_live_worker_process_shows_and_a_dead_one_goes(api, launch, redis)
     listed = http("GET", f"{api}/queue")[2]["workers"]
     pids = [worker.children() for worker in workers]  # one worker process each (WORKER_PROCESSES=1)
     assert sorted(w["threads"] for w in listed) == [2, 3] and sorted(w["pid"] for w in listed) == sorted(sum(pids, []))
-    assert all(set(w) == {"id", "host", "pid", "threads", "jobs_done", "started_at", "last_seen"} for w in listed)
+    assert all(set(w) == {"id", "host", "pid", "threads", "jobs_done", "settings", "started_at", "last_seen"}
+               for w in listed)
     workers[0].stop(signal.SIGTERM)  # a clean stop removes its heartbeat at once
     assert [w["pid"] for w in http("GET", f"{api}/queue")[2]["workers"]] == pids[1]
     workers[1].kill_all()  # a killed one expires; let its time run out

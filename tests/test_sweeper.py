@@ -52,10 +52,10 @@ def test_only_payments_past_their_time_are_requeued(redis, queue, tube):
 
 def test_a_payment_left_pending_longer_than_stale_after_is_requeued(redis, queue, tube):
     _, ids = add_payments(redis, 1)
-    one_second = sweeper(redis, queue, 1)
-    assert one_second.sweep() == 0
-    time.sleep(2.1)  # Redis TIME has whole-second scores here: past 1 s for certain
-    assert one_second.sweep() == 1 and queued_ids(tube) == ids
+    two_seconds = sweeper(redis, queue, 2)
+    assert two_seconds.sweep() == 0  # within a second of its creation (scores are whole seconds of Redis TIME)
+    time.sleep(3.1)  # past 2 s for certain
+    assert two_seconds.sweep() == 1 and queued_ids(tube) == ids
 
 
 def test_concurrent_sweepers_never_claim_the_same_payment(redis, queue, tube):

@@ -1,15 +1,16 @@
 """The worker: PENDING -> PROCESSING -> COMPLETED by compare-and-set; bad jobs buried, never fatal."""
 
 import logging
+import signal
 
 import pytest
 
-from lib.devtools.processes import wait_for
+from lib.devtools.processes import http, wait_for
 from lib.store import keys
 from lib.store.jobqueue import encode_job
 from lib.store.attempts import Attempts, BeginOutcome
 from lib.store.payments import Status
-from lib.worker.jobs import retry_delay
+from lib.worker.jobs import Outcome, retry_delay
 from lib.worker.processor import SimulatedProcessor
 from tests.conftest import WALKTHROUGH_BODY, charge_requests, charges_made, store_payment, unfinished_score
 
@@ -56,7 +57,8 @@ def test_a_duplicate_job_for_a_completed_payment_changes_nothing(client, redis, 
     assert wait_for(lambda: status_of(redis, payment_id) == COMPLETED)
     finished = redis.hgetall(keys.payment(payment_id))
     tube.put(encode_job(payment_id))
-    assert wait_for(lambda: worker.jobs_done() == 2)  # the duplicate was taken, dropped and deleted
+    assert wait_for(lambda: worker.jobs_done()[Outcome.DROPPED] == 1)  # the duplicate was taken, dropped and deleted
+    assert worker.jobs_done()[Outcome.COMPLETED] == 1
     assert redis.hgetall(keys.payment(payment_id)) == finished
     assert tube.stats_tube(tube.using())["current-jobs-buried"] == 0
 
@@ -97,7 +99,8 @@ def test_stopping_lets_the_job_in_hand_finish(client, redis, run_worker):
     assert wait_for(lambda: status_of(redis, payment_id) == PROCESSING)
     stop.set()
     assert wait_for(lambda: status_of(redis, payment_id) == COMPLETED)
-    assert wait_for(lambda: worker.jobs_done() == 1)  # its job deleted, after the payment's last write
+    # Counted once its job is deleted, after the payment's last write.
+    assert wait_for(lambda: worker.jobs_done()[Outcome.COMPLETED] == 1)
 
 
 def test_many_threads_share_the_work(make_client, redis, run_worker, caplog):
@@ -110,3 +113,19 @@ def test_many_threads_share_the_work(make_client, redis, run_worker, caplog):
     finished = [i for i, m in enumerate(caplog.messages) if m.endswith("processed successfully")]
     # All five were in hand at once: every one started before the first one finished.
     assert len(processing) == 5 and max(processing) < min(finished)
+
+
+def test_a_worker_counts_its_jobs_by_outcome_on_queue_and_in_its_last_log_line(api, launch, tube):
+    worker = launch("paypoc_worker.py", failure_rate=1, max_attempts=2, retry_delay=0)
+    declined = [http("POST", f"{api}/payments", {"user_id": f"u{n}", "amount": 1, "currency": "USD"})[2]["data"]["id"]
+                for n in range(3)]
+    tube.put(b"not json")
+    [me] = wait_for(lambda: http("GET", f"{api}/queue")[2]["workers"])
+    assert me["settings"] == {"processing_delay": 0.0, "failure_rate": 1.0, "max_attempts": 2, "retry_delay": 0.0}
+    assert wait_for(lambda: all(http("GET", f"{api}/payments/{i}")[2]["status"] == FAILED for i in declined))
+    tube.put(encode_job(declined[0]))  # a duplicate for a finished payment
+    expected = {"completed": 0, "failed": 3, "retried": 3, "dropped": 1, "buried": 1}
+    assert wait_for(lambda: http("GET", f"{api}/queue")[2]["workers"][0]["jobs_done"] == expected)
+    assert worker.stop(signal.SIGTERM) == 0
+    assert worker.output().splitlines()[-1].endswith(
+        "Worker stopped after 8 job(s): 0 completed, 3 failed, 3 retried, 1 dropped, 1 buried")

@@ -13,8 +13,8 @@ from lib.runtime.config import is_digits
 
 MAX_AMOUNT = Decimal(10) ** 12
 MAX_USER_ID_LENGTH = 128
-# Accepted spellings of the user id key, compared in lower case: the original's curl examples send
-# both "user_Id" and "userId".
+# Accepted spellings of the user id, in a POST body and in GET /payments's query alike, compared
+# in lower case: the original's curl examples send both "user_Id" and "userId".
 USER_ID_KEYS = ("user_id", "userid")
 DEFAULT_LIMIT, MAX_LIMIT = 10, 100  # payments per page of GET /payments, as Stripe's lists
 _NUMERIC_STRING = re.compile(r"[0-9]{1,13}(\.[0-9]{1,20})?")
@@ -39,18 +39,19 @@ def _invalid(message):
 
 
 def _is_user_id_key(key):
-    """True for user_id under any accepted spelling; ASCII only, so no look-alike letter lowers into one."""
+    """True for user_id under any accepted spelling (user_id, user_Id, userId... in any case);
+    ASCII only, so no look-alike letter lowers into one."""
     return key.isascii() and key.lower() in USER_ID_KEYS
 
 
-def _user_id(body):
-    """Find the user id under any accepted spelling; exactly one must be given."""
-    keys = [key for key in body if _is_user_id_key(key)]
-    if not keys:
+def _user_id(pairs):
+    """The user id from (name, value) pairs, under any accepted spelling; exactly one must be given."""
+    given = [(key, value) for key, value in pairs if _is_user_id_key(key)]
+    if not given:
         raise _invalid("user_id is required")
-    if len(keys) > 1:
-        raise _invalid(f"user_id is given more than once ({', '.join(keys)})")
-    return check_user_id(body[keys[0]])
+    if len(given) > 1:
+        raise _invalid(f"user_id is given more than once ({', '.join(key for key, _ in given)})")
+    return check_user_id(given[0][1])
 
 
 def check_user_id(value: object) -> str:
@@ -103,7 +104,8 @@ def _amount(body, currency):
     value = _without_trailing_zeros(value)
     places = minor_units(currency)
     if -value.as_tuple().exponent > places:
-        raise _invalid(f"amount has too many decimal places for {currency}: at most {places}")
+        allowed = "it must be a whole number" if places == 0 else f"at most {places}"
+        raise _invalid(f"amount has too many decimal places for {currency}: {allowed}")
     return value
 
 
@@ -123,7 +125,7 @@ def parse_payment_request(body: object) -> PaymentRequest:
     unknown = [key for key in body if key not in known and not _is_user_id_key(key)]
     if unknown:
         raise _invalid(f"unknown field {unknown[0]!r}; expected user_id, amount and currency")
-    user_id = _user_id(body)
+    user_id = _user_id(body.items())
     currency = _currency(body)
     return PaymentRequest(user_id, _amount(body, currency), currency)
 
@@ -141,20 +143,24 @@ def parse_key(header: str | None) -> str | None:
 
 
 def parse_list_query(query_string: str) -> tuple[str, int, str | None]:
-    """Check GET /payments's query: (user_id, limit, starting_after or None), or HTTPError 400."""
+    """Check GET /payments's query: (user_id, limit, starting_after or None), or HTTPError 400.
+
+    user_id is spelled as the POST body may spell it (user_Id and userId too)."""
+    pairs = parse_qsl(query_string, keep_blank_values=True)
     params = {}
-    for name, value in parse_qsl(query_string, keep_blank_values=True):
-        if name not in ("user_id", "limit", "starting_after"):
+    for name, value in pairs:
+        if _is_user_id_key(name):
+            continue
+        if name not in ("limit", "starting_after"):
             raise _invalid(f"unknown parameter {name!r}; expected user_id, limit and starting_after")
         if name in params:
             raise _invalid(f"{name} is given more than once")
         params[name] = value
-    if "user_id" not in params:
-        raise _invalid("user_id is required")
+    user_id = _user_id(pairs)
     limit = params.get("limit", str(DEFAULT_LIMIT))
     if not (is_digits(limit) and len(limit) <= 3) or not 1 <= int(limit) <= MAX_LIMIT:
         raise _invalid(f"limit must be a whole number from 1 to {MAX_LIMIT}")
     starting_after = params.get("starting_after")
     if starting_after is not None and not is_payment_id(starting_after):
         raise _invalid("starting_after must be the id of a payment")
-    return check_user_id(params["user_id"]), int(limit), starting_after
+    return user_id, int(limit), starting_after

@@ -1,5 +1,6 @@
 """redis-server and beanstalkd as child processes on chosen ports (for `make run`, the tests and the bench)."""
 
+import errno
 import os
 import shutil
 import socket
@@ -8,7 +9,7 @@ import sys
 import time
 
 INSTALL_HINT = {"redis-server": "apt-get install redis-server", "beanstalkd": "apt-get install beanstalkd",
-                "wrk": "apt-get install wrk"}
+                "wrk": "apt-get install wrk", "curl": "apt-get install curl"}
 
 
 def missing(binary: str) -> str | None:
@@ -32,11 +33,31 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def port_taken(host: str, port: int) -> bool:
+    """True when something listens on host:port already, so that a server could not bind it."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed connection's TIME_WAIT is no owner
+        try:
+            sock.bind((host, port))
+        except OSError as error:
+            return error.errno == errno.EADDRINUSE
+    return False
+
+
 def _answers(port, request, reply_prefixes):
+    """True when the server on port answers request with one of reply_prefixes.
+
+    The request ends with the protocol's quit, and the whole answer is read, so the server
+    closes the connection: one closed with an answer unread is reset, and beanstalkd logs
+    "read(): Connection reset by peer" for each.
+    """
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
             sock.sendall(request)
-            return sock.recv(64).startswith(reply_prefixes)
+            reply = b""
+            while chunk := sock.recv(4096):
+                reply += chunk
+            return reply.startswith(reply_prefixes)
     except OSError:
         return False
 
@@ -45,7 +66,8 @@ class LocalServer:
     """One server process that can be stopped and started again on the same port and data."""
 
     # A request and the replies that mean "up"; a Redis with a password answers -NOAUTH.
-    PROBES = {"redis": (b"PING\r\n", (b"+PONG", b"-NOAUTH")), "beanstalkd": (b"stats\r\n", (b"OK ",))}
+    PROBES = {"redis": (b"PING\r\nQUIT\r\n", (b"+PONG", b"-NOAUTH")),
+              "beanstalkd": (b"list-tube-used\r\nquit\r\n", (b"USING ",))}
 
     def __init__(self, kind: str, port: int, command: list[str], log_path: str = os.devnull, stdin: str = ""):
         self.kind, self.port, self.command, self.log_path, self.stdin = kind, port, command, log_path, stdin

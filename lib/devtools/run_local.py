@@ -7,8 +7,8 @@ import sys
 import threading
 from urllib.parse import quote
 
-from lib.devtools.local_servers import local_beanstalkd, local_redis
-from lib.runtime.config import ConfigError, load_config
+from lib.devtools.local_servers import local_beanstalkd, local_redis, port_taken
+from lib.runtime.config import load_config_or_exit
 
 REDIS_PORT, BEANSTALK_PORT = 6379, 11300
 # The same commands the api and worker containers run (see docker-compose.yml).
@@ -28,6 +28,21 @@ def read_env_file(path: str, environ: dict) -> dict:
     return merged
 
 
+def taken_ports_advice(host: str, api_port: int) -> str | None:
+    """What to do when a port make run needs is taken (make dev still up, another make run...),
+    or None when every port is free."""
+    wanted = [("the API", host, api_port), ("Redis", "127.0.0.1", REDIS_PORT),
+              ("beanstalkd", "127.0.0.1", BEANSTALK_PORT)]
+    taken = [f"{port} ({name})" for name, address, port in wanted if port_taken(address, port)]
+    if not taken:
+        return None
+    advice = [f"make run started nothing: already in use: port {', port '.join(taken)}.",
+              "  If make dev is up, stop it with: make down (another make run: Ctrl-C in its terminal)."]
+    if port_taken(host, api_port):
+        advice.append(f"  Or run the API on another port: PORT={api_port + 1} make run")
+    return "\n".join(advice)
+
+
 def _relay(name, stream):
     """Copy a child's output to ours, each line prefixed with its name as docker compose does."""
     for line in iter(stream.readline, b""):
@@ -43,11 +58,10 @@ def main(data_dir: str = ".run") -> int:
     credentials = f":{quote(password, safe='')}@" if password else ""
     env.update(REDIS_URL=f"redis://{credentials}localhost:{REDIS_PORT}/0",
                BEANSTALK_ADDR=f"localhost:{BEANSTALK_PORT}", PYTHONUNBUFFERED="1")
-    try:
-        config = load_config(env)  # as the API and the worker will read it: a bad value stops us first
-    except ConfigError as error:
-        print(f"paypoc: {error}", file=sys.stderr)
-        return 2
+    config = load_config_or_exit(env)  # a bad setting stops make run here, before anything starts
+    if advice := taken_ports_advice(config.host, config.port):
+        print(advice, file=sys.stderr)
+        return 1
     os.makedirs(f"{data_dir}/redis", exist_ok=True)
     os.makedirs(f"{data_dir}/beanstalkd", exist_ok=True)
     finished = threading.Event()
@@ -68,9 +82,9 @@ def main(data_dir: str = ".run") -> int:
             apps[name] = subprocess.Popen([sys.executable] + command[1:], env=env, stdout=subprocess.PIPE,
                                           stderr=subprocess.STDOUT, start_new_session=True)
             threading.Thread(target=_relay, args=(name, apps[name].stdout), daemon=True).start()
-        print(f"API and its page on http://localhost:8000 ({config.api_processes} processes of {config.threads} "
-              f"threads), worker ({config.worker_processes} process(es) of {config.max_workers} thread(s)) - press "
-              "Ctrl-C to stop everything", flush=True)
+        print(f"API and its page on http://localhost:{config.port} ({config.api_processes} processes of "
+              f"{config.threads} threads), worker ({config.worker_processes} process(es) of {config.max_workers} "
+              "thread(s)) - press Ctrl-C to stop everything", flush=True)
         while not finished.wait(0.5):
             dead = [name for name, process in apps.items() if process.poll() is not None]
             if dead:

@@ -77,15 +77,18 @@ class RequestDurations(Protocol):
 class App:
     """The WSGI callable. routes: (method, path template, handler(services, request, **params))
     rows; unavailable: (exception types, message) rows for errors that mean a dependency is down;
-    durations: a RequestDurations (lib/api/durations.py has one) that times every request by route."""
+    durations: a RequestDurations (lib/api/durations.py has one) that times every request by route;
+    probes: the routes a health check calls every few seconds, logged at DEBUG when they answer 200."""
 
     def __init__(self, routes: list[tuple[str, str, Callable]], services: object,
-                 unavailable: list[tuple[tuple[type[Exception], ...], str]], durations: RequestDurations):
+                 unavailable: list[tuple[tuple[type[Exception], ...], str]], durations: RequestDurations,
+                 probes: Sequence[str] = ()):
         self.router = Router(routes)
         self.services = services
         self.unavailable = unavailable
         self.durations = durations
         self.ids = RequestIds()
+        self.probes = frozenset(probes)
 
     def _respond(self, request):
         try:
@@ -119,9 +122,11 @@ class App:
         # own, so a stream of invented methods cannot add series (and memory) without end.
         method = request.method if request.method in self.router.methods else "other"
         self.durations.observe(method, request.route, seconds)
-        # The access log: one line per request.
-        log.info("%s %s %d %.1fms request_id=%s", request.method, request.path, response.status,
-                 seconds * 1000, request.id)
+        # The access log: one line per request; a probe that answers 200 only at DEBUG, or a
+        # health check every 5 s would bury the lines that matter. A failing probe still shows.
+        quiet = request.route in self.probes and response.status == 200
+        log.log(logging.DEBUG if quiet else logging.INFO, "%s %s %d %.1fms request_id=%s", request.method,
+                request.path, response.status, seconds * 1000, request.id)
         # A HEAD response ends with its headers (Content-Length still tells the GET's length):
         # waitress would send a body, which a client keeping the connection would read as the
         # start of its next response.

@@ -15,17 +15,19 @@ BEAT_EVERY = 2.0  # seconds
 class Heartbeat:
     """Keeps this process's heartbeat fresh until stopped, then removes it."""
 
-    def __init__(self, redis: RedisClient, threads: int, jobs_done: Callable[[], int], stop: threading.Event):
+    def __init__(self, redis: RedisClient, threads: int, jobs_done: Callable[[], dict[str, int]],
+                 settings: dict[str, float], stop: threading.Event):
         self.redis, self.threads, self.jobs_done, self.stop = redis, threads, jobs_done, stop
+        self.settings = settings  # what decides how long a payment takes and how it ends
         self.host = socket.gethostname()  # in a container, the container's id: one per replica
         self.id = f"{self.host}-{os.getpid()}"
         self.started_at = utc_now()
 
     def beat(self) -> None:
-        """Write the heartbeat once: who, how many threads, how much done, when."""
+        """Write the heartbeat once: who, how many threads, how much done by outcome, with which settings, when."""
         write_heartbeat(self.redis, {"id": self.id, "host": self.host, "pid": os.getpid(), "threads": self.threads,
-                                     "jobs_done": self.jobs_done(), "started_at": self.started_at,
-                                     "last_seen": utc_now()})
+                                     "started_at": self.started_at, "last_seen": utc_now()},
+                        self.jobs_done(), self.settings)
 
     def run(self) -> None:
         """Beat every BEAT_EVERY seconds until stop is set; a stopped worker leaves at once."""

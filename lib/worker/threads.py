@@ -10,7 +10,7 @@ import greenstalk
 from lib.runtime.outages import OutageLog
 from lib.store.jobqueue import QUEUE_ERRORS, JobAction, connect
 from lib.store.redis_client import REDIS_DOWN_ERRORS, describe
-from lib.worker.jobs import BURY, PaymentJobs
+from lib.worker.jobs import UNPROCESSABLE, Outcome, PaymentJobs
 
 log = logging.getLogger("paypoc.worker")
 
@@ -32,16 +32,17 @@ class PaymentWorker:
 
     def __init__(self, addresses: tuple, tube: str, jobs: PaymentJobs, stop: threading.Event, threads: int):
         self.addresses, self.tube, self.jobs, self.stop, self.threads = addresses, tube, jobs, stop, threads
-        self._jobs_done = 0
+        self._jobs_done = dict.fromkeys(Outcome, 0)
         self._count_lock = threading.Lock()  # `+= 1` from several threads could lose counts
 
-    def jobs_done(self) -> int:
-        """Jobs this process has finished (deleted), for the heartbeat and the last log line."""
-        return self._jobs_done
+    def jobs_done(self) -> dict[Outcome, int]:
+        """Jobs this process's threads have finished with, by outcome, for the heartbeat and the last log line."""
+        with self._count_lock:
+            return dict(self._jobs_done)
 
     def _handle(self, client, job):
         try:
-            disposal = self.jobs.process(job)
+            outcome, disposal = self.jobs.process(job)
         except REDIS_DOWN_ERRORS as error:
             # Redis is the source of truth; without it, give the job back to try again later.
             # The same job coming back takes over its own lease, so nothing waits for it to expire.
@@ -53,7 +54,7 @@ class PaymentWorker:
             raise
         except Exception:
             log.exception("Burying job %d: processing failed unexpectedly", job.id)
-            disposal = BURY
+            outcome, disposal = UNPROCESSABLE
         try:
             if disposal.action is JobAction.BURY:
                 client.bury(job)
@@ -61,12 +62,14 @@ class PaymentWorker:
                 client.release(job, delay=disposal.delay)
             else:
                 client.delete(job)
-                with self._count_lock:
-                    self._jobs_done += 1
         except greenstalk.NotFoundError:
             # beanstalkd no longer has the job (it restarted, or handed the job on after its
             # TTR): the payment's state is in Redis already, so there is nothing left to do.
             log.info("Job %d is no longer in beanstalkd; nothing to %s", job.id, disposal.action.value)
+        finally:
+            # Counted once the job is dealt with, whatever beanstalkd said: Redis holds the outcome.
+            with self._count_lock:
+                self._jobs_done[outcome] += 1
 
     def run(self, number: int) -> None:
         """One thread's loop: reserve from each of its servers in turn, process, repeat; reconnect
