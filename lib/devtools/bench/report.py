@@ -71,8 +71,9 @@ def table(results: dict) -> str:
 def scaling_lines(scaling: dict) -> list[str]:
     """The rates with 1 to N processes, how busy each program kept the cores, and what one operation costs."""
     post, get, drain = scaling["post"], scaling["get"], scaling["drain"]
-    lines = [f"Scaling on {scaling['cores']} cores. wrk runs on the same cores as the API, so the API never has "
-             "them all: the busy cores below (CPU seconds per second) show what each program took.",
+    lines = [f"Scaling on {scaling['cores']} cores, API processes {'' if scaling['pinned'] else 'not '}pinned "
+             "(API_PIN_CPUS). wrk runs on the same cores as the API, so the API never has them all: the busy "
+             "cores below (CPU seconds per second) show what each program took.",
              "| processes | POST req/s | efficiency | GET req/s | efficiency | drain jobs/s | efficiency |",
              "|---:|---:|---:|---:|---:|---:|---:|"]
     for p, g, d in zip(post, get, drain):

@@ -14,7 +14,7 @@ import redis as redis_py
 from lib.devtools.bench import drain, wrk
 from lib.devtools.bench.sections import some_payment_ids, start_api
 from lib.devtools.processes import Process, cpu_seconds, wait_for
-from lib.runtime.config import available_cores
+from lib.runtime.config import available_cores, load_config
 from lib.store.redis_client import ThreadRedis
 
 CONNECTIONS_PER_PROCESS = 16  # wrk's connections for each API process: two per waitress thread, as elsewhere
@@ -166,7 +166,8 @@ def scaling_section(env: dict, sizes: dict, tmp: str, redis: ThreadRedis, addres
     """The API's POST and GET and the worker's drain with 1 to N processes, each with its costs."""
     cores = available_cores()
     counts = process_counts(cores)
-    result = {"cores": cores, **http_scaling(env, sizes, tmp, redis, beanstalkd_pid, counts),
+    pinned = load_config({**os.environ, **env}).api_pin_cpus  # as the API processes will read it
+    result = {"cores": cores, "pinned": pinned, **http_scaling(env, sizes, tmp, redis, beanstalkd_pid, counts),
               "drain": drain_scaling(env, sizes, tmp, redis, address, beanstalkd_pid, counts)}
     efficiency(result["post"], "rps")
     efficiency(result["get"], "rps")
