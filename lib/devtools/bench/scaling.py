@@ -86,26 +86,28 @@ def http_scaling(env: dict, sizes: dict, tmp: str, redis: ThreadRedis, beanstalk
         return wrk.run_wrk(f"{apis[n][1]}/payments", script, seconds, connections=CONNECTIONS_PER_PROCESS * n,
                            threads=max(2, n // 4))
 
-    for n in counts:
-        run(n, wrk.post_script(7000 + n), 1)  # warm up every process and thread, and make ids
-    ids = some_payment_ids(redis)
     rates = {(n, op): [] for n in counts for op in ("post", "get")}
     spent = {key: Counter() for key in rates}
     operations, errors, seconds = Counter(), Counter(), Counter()
-    for round_ in range(sizes["rounds"]):
+    try:
         for n in counts:
-            for op in ("post", "get"):
-                script = wrk.post_script(7100 + 100 * round_ + n) if op == "post" else wrk.get_script(ids)
-                before = usage(redis, apis[n][0], beanstalkd_pid)
-                result = run(n, script, sizes["seconds"])
-                time.sleep(SETTLE)
-                spent[n, op] += spent_between(before, usage(redis, apis[n][0], beanstalkd_pid))
-                seconds[n, op] += result["seconds"]
-                rates[n, op].append(result["rps"])
-                operations[n, op] += result["requests"]
-                errors[n, op] += result["errors"] + result["non2xx"]
-    for api, _ in apis.values():
-        api.stop()
+            run(n, wrk.post_script(7000 + n), 1)  # warm up every process and thread, and make ids
+        ids = some_payment_ids(redis)
+        for round_ in range(sizes["rounds"]):
+            for n in counts:
+                for op in ("post", "get"):
+                    script = wrk.post_script(7100 + 100 * round_ + n) if op == "post" else wrk.get_script(ids)
+                    before = usage(redis, apis[n][0], beanstalkd_pid)
+                    result = run(n, script, sizes["seconds"])
+                    time.sleep(SETTLE)
+                    spent[n, op] += spent_between(before, usage(redis, apis[n][0], beanstalkd_pid))
+                    seconds[n, op] += result["seconds"]
+                    rates[n, op].append(result["rps"])
+                    operations[n, op] += result["requests"]
+                    errors[n, op] += result["errors"] + result["non2xx"]
+    finally:  # a failed measurement leaves no API serving
+        for api, _ in apis.values():
+            api.stop()
     return {op: [{"processes": n, "rps": statistics.median(rates[n, op]), "errors": errors[n, op],
                   **per_operation(spent[n, op], operations[n, op], seconds[n, op])} for n in counts]
             for op in ("post", "get")}
@@ -141,15 +143,17 @@ def drain_scaling(env: dict, sizes: dict, tmp: str, redis: ThreadRedis, address:
                 worker = Process(["paypoc_worker.py"], {**env, "BEANSTALK_TUBE": tube, "WORKER_PROCESSES": str(n),
                                                         "MAX_WORKERS": str(WORKER_THREADS), "PROCESSING_DELAY": "0"},
                                  f"{tmp}/drain-scaling.log")
-                assert wait_for(lambda: client.stats_tube(tube)["current-waiting"] >= n * WORKER_THREADS, 30), \
-                    f"the worker threads did not start: see {tmp}/drain-scaling.log"
-                before = usage(redis, worker, beanstalkd_pid)
-                client.pause_tube(tube, 0)
-                took = drain_seconds(client, tube)
-                rates[n].append(count / took)
-                seconds[n] += took
-                spent[n] += spent_between(before, usage(redis, worker, beanstalkd_pid))
-                worker.stop()
+                try:
+                    assert wait_for(lambda: client.stats_tube(tube)["current-waiting"] >= n * WORKER_THREADS, 30), \
+                        f"the worker threads did not start: see {tmp}/drain-scaling.log"
+                    before = usage(redis, worker, beanstalkd_pid)
+                    client.pause_tube(tube, 0)
+                    took = drain_seconds(client, tube)
+                    rates[n].append(count / took)
+                    seconds[n] += took
+                    spent[n] += spent_between(before, usage(redis, worker, beanstalkd_pid))
+                finally:
+                    worker.stop()
     return [{"processes": n, "jobs": count, "jobs_per_second": statistics.median(rates[n]),
              **per_operation(spent[n], count * sizes["rounds"], seconds[n])} for n in counts]
 
