@@ -4,7 +4,9 @@ import json
 import subprocess
 import sys
 
+from lib.devtools.bench.scaling import process_counts
 from lib.devtools.processes import ROOT
+from lib.runtime.config import available_cores
 
 
 def test_the_bench_runs_and_writes_every_figure(tmp_path):
@@ -25,3 +27,28 @@ def test_the_bench_runs_and_writes_every_figure(tmp_path):
     assert 0 < figures["efficiency"]["efficiency"] <= 1.2
     assert figures["api_memory"]["requests"] >= 2000 and figures["api_memory"]["peak_mb"] > 10
     assert figures["memory_per_payment_bytes"] > 100
+    check_scaling(figures["scaling"], result.stdout)
+
+
+def check_scaling(scaling, printed):
+    """Rates with 1 to N processes, their efficiencies, and each operation's costs, all measured."""
+    counts = process_counts(available_cores())
+    assert scaling["cores"] == available_cores() and counts[0] == 1
+    for name, rate in (("post", "rps"), ("get", "rps"), ("drain", "jobs_per_second")):
+        rows = scaling[name]
+        assert [row["processes"] for row in rows] == counts
+        assert rows[0]["efficiency"] == 1.0
+        for row in rows:
+            assert row[rate] > 0 and row["efficiency"] > 0
+            assert row.get("errors", 0) == 0
+            assert row["subject_cpu_us"] > 0 and row["redis_cpu_us"] > 0 and row["beanstalkd_cpu_us"] >= 0
+            assert row["cores_busy"]["subject"] > 0 and row["cores_busy"]["redis"] > 0
+    for row in scaling["post"] + scaling["get"]:
+        assert row["wrk_cpu_us"] > 0  # wrk's own CPU, read from its rusage once it ended
+    # Redis's command counts: a POST runs the admission script, a GET reads the hash, a payment takes three scripts.
+    assert all(row["redis_scripts"] >= 1 for row in scaling["post"])
+    assert all(row["commands"]["hgetall"]["calls"] >= 1 and row["redis_scripts"] < 0.1 for row in scaling["get"])
+    assert all(row["redis_scripts"] >= 3 and row["commands"]["evalsha"]["usec"] > 0 for row in scaling["drain"])
+    assert f"Scaling on {available_cores()} cores" in printed
+    if 2 in counts:
+        assert "POST req/s, 2 API processes / 1" in printed

@@ -22,6 +22,18 @@ def wait_for(condition: Callable[[], object], timeout: float = 10.0) -> object:
     return value
 
 
+def cpu_seconds(pid: int, with_ended_children: bool = False) -> float:
+    """User plus system CPU time a running process has used so far, from /proc (0 if it has ended);
+    with_ended_children, also that of the children it has waited for."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except FileNotFoundError:
+        return 0.0  # it ended while we looked
+    # utime and stime, then cutime and cstime
+    return sum(int(field) for field in fields[11:15 if with_ended_children else 13]) / os.sysconf("SC_CLK_TCK")
+
+
 class Process:
     """python ARGS (an entry point such as paypoc.py, or -m and a module) run from the project's
     root in a process group of its own (with the processes it forks), its output collected in a file."""
@@ -67,16 +79,8 @@ class Process:
 
     def cpu_seconds(self) -> float:
         """User plus system CPU time the process and the processes it forked have used so far, from /proc."""
-        ticks = 0
-        for pid in self._pids():
-            try:
-                with open(f"/proc/{pid}/stat") as stat:
-                    fields = stat.read().rpartition(")")[2].split()
-            except FileNotFoundError:
-                continue  # it ended while we looked
-            # utime and stime; for the process itself also cutime and cstime: its children that ended
-            ticks += sum(int(field) for field in fields[11:15 if pid == self.pid else 13])
-        return ticks / os.sysconf("SC_CLK_TCK")
+        # For the process itself also the time of its children that ended; for a running child, its own.
+        return sum(cpu_seconds(pid, with_ended_children=pid == self.pid) for pid in self._pids())
 
     def context_switches(self) -> int:
         """Context switches of all the threads of the process and those it forked so far, from /proc."""

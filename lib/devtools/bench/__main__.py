@@ -10,7 +10,7 @@ import os
 import sys
 import tempfile
 
-from lib.devtools.bench import drain, sections, wrk
+from lib.devtools.bench import drain, scaling, sections, wrk
 from lib.devtools.bench.report import table
 from lib.devtools.local_servers import free_port, local_beanstalkd, local_redis, require
 from lib.store.redis_client import open_redis
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
             address = ("127.0.0.1", beanstalk_port)
             results["drain"] = sections.drain_section(env, sizes, tmp, redis, address)
             results["efficiency"] = sections.efficiency_section(env, sizes, tmp, redis, address)
+            results["scaling"] = scaling.scaling_section(env, sizes, tmp, redis, address, servers[1].process.pid)
         finally:
             for server in servers:
                 server.stop()

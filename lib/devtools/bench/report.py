@@ -6,6 +6,7 @@ TARGETS = {
     "drain_ratio": (0.35, ">="), "efficiency": (0.93, ">="),
     "api_peak_mb": (60.0, "<="), "api_growth_mb": (1.0, "<="), "worker_peak_mb": (60.0, "<="),
     "preload_post": (0.9, ">="), "preload_get": (0.9, ">="), "preload_list": (0.9, ">="),
+    "scaling_post_2": (1.3, ">="),
 }
 
 
@@ -53,6 +54,9 @@ def table(results: dict) -> str:
               _row("api_peak_mb", memory["peak_mb"], "API peak RSS, MB"),
               _row("api_growth_mb", memory["growth_second_half_mb"], "API RSS growth in the second half, MB"),
               _row("worker_peak_mb", efficiency["worker_peak_rss_mb_50_threads"], "worker peak RSS at 50 threads, MB")]
+    post = results["scaling"]["post"]
+    if len(post) > 1 and post[1]["processes"] == 2:
+        lines.append(_row("scaling_post_2", post[1]["rps"] / post[0]["rps"], "POST req/s, 2 API processes / 1"))
     if "http_preloaded" in results:
         loaded = results["http_preloaded"]
         lines += [_row("preload_post", loaded["post"]["rps"] / http["post"]["rps"],
@@ -61,4 +65,31 @@ def table(results: dict) -> str:
                        f"GET req/s with {results['preload']['payments']:,} stored / empty"),
                   _row("preload_list", loaded["list"]["rps"] / http["list"]["rps"],
                        f"GET /payments?user_id= with {results['preload']['payments']:,} stored / empty")]
-    return "\n".join(lines)
+    return "\n".join(lines + ["", *scaling_lines(results["scaling"])])
+
+
+def scaling_lines(scaling: dict) -> list[str]:
+    """The rates with 1 to N processes, how busy each program kept the cores, and what one operation costs."""
+    post, get, drain = scaling["post"], scaling["get"], scaling["drain"]
+    lines = [f"Scaling on {scaling['cores']} cores, API processes {'' if scaling['pinned'] else 'not '}pinned "
+             "(API_PIN_CPUS). wrk runs on the same cores as the API, so the API never has them all: the busy "
+             "cores below (CPU seconds per second) show what each program took.",
+             "| processes | POST req/s | efficiency | GET req/s | efficiency | drain jobs/s | efficiency |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
+    for p, g, d in zip(post, get, drain):
+        lines.append(f"| {p['processes']} | {p['rps']:.0f} | {p['efficiency']:.2f} | {g['rps']:.0f} "
+                     f"| {g['efficiency']:.2f} | {d['jobs_per_second']:.0f} | {d['efficiency']:.2f} |")
+    lines += ["", "| operation | processes | busy cores: API or worker / wrk / Redis / beanstalkd / others "
+              "| CPU µs: API or worker | Redis | beanstalkd | wrk | Redis scripts | Redis commands |",
+              "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for name, rows in (("POST", post), ("GET", get), ("payment drained", drain)):
+        for row in (rows[0], rows[-1]) if len(rows) > 1 else rows:
+            busy = row["cores_busy"]
+            lines.append(f"| {name} | {row['processes']} | {busy['subject']:.2f} / {busy['wrk']:.2f} / "
+                         f"{busy['redis']:.2f} / {busy['beanstalkd']:.2f} / {busy['others']:.2f} "
+                         f"| {row['subject_cpu_us']:.0f} "
+                         f"| {row['redis_cpu_us']:.0f} | {row['beanstalkd_cpu_us']:.0f} | {row['wrk_cpu_us']:.0f} "
+                         f"| {row['redis_scripts']:.2f} | {row['redis_commands']:.1f} |")
+    lines.append("Others: the rest of the machine, this bench's own process included. Redis commands count "
+                 "those its scripts run; CPU µs are per operation, at 1 process and at the most measured.")
+    return lines
