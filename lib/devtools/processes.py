@@ -95,7 +95,8 @@ class Process:
         return switches
 
     def memory_mb(self) -> tuple[float, float]:
-        """(peak, current) resident memory of the process and those it forked, summed, in MB, from /proc."""
+        """(peak, current) resident memory, in MB, from /proc, of the biggest of the process and those it
+        forked: each of them is held to the limits (a sum would count the pages they share twice)."""
         peak = current = 0
         for pid in self._pids():
             fields = {}
@@ -103,7 +104,7 @@ class Process:
                 for line in status:
                     name, _, value = line.partition(":")
                     fields[name] = value
-            peak, current = peak + int(fields["VmHWM"].split()[0]), current + int(fields["VmRSS"].split()[0])
+            peak, current = max(peak, int(fields["VmHWM"].split()[0])), max(current, int(fields["VmRSS"].split()[0]))
         return peak / 1024, current / 1024
 
 

@@ -136,7 +136,7 @@ SETTINGS = [
     ("FAILURE_RATE", _probability, "0"),
     ("STALE_AFTER", _seconds(1, 86400), "60"),
     ("API_PROCESSES", _processes, ""),
-    ("API_PIN_CPUS", _flag, "no"),
+    ("API_PIN_CPUS", _flag, "yes"),
     ("WORKER_PROCESSES", _processes, "1"),
 ]
 

@@ -79,8 +79,7 @@ class Supervisor:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
             if self.pin:
-                cores = sorted(os.sched_getaffinity(0))
-                os.sched_setaffinity(0, {cores[slot % len(cores)]})
+                _pin(slot)
             threading.Thread(target=_stop_when_orphaned, args=(parent,), name="parent-check", daemon=True).start()
             code = self.child(slot)
         except SystemExit as exit_:
@@ -98,3 +97,13 @@ def _stop_when_orphaned(parent: int) -> None:
         time.sleep(PARENT_CHECK_EVERY)
     log.warning("The parent process %d is gone: stopping", parent)
     os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _pin(slot: int) -> None:
+    """Keep this process on one core, the slot-th of those it may use, so that its threads hand
+    Python's lock to each other there instead of waking a thread on another core each time."""
+    try:
+        cores = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cores[slot % len(cores)]})
+    except (AttributeError, OSError) as error:  # not Linux, or not allowed here
+        log.warning("Cannot pin process %d to a core (%s); it runs unpinned", slot + 1, error)
