@@ -190,6 +190,7 @@ def create_app(config: Config, redis: RedisClient, queue: JobQueue, durations: R
     """The WSGI app, given the parsed config, a Redis client, a JobQueue and, when several
     processes serve it, this process's row of their shared RequestDurations."""
     durations = durations or RequestDurations.for_routes(ROUTES)
-    services = Services(redis, PaymentStore(redis), RateLimit(config.rate_limit, config.rate_limit_window), queue,
-                        durations, load_page())
+    payments = PaymentStore(redis, wait_replicas=config.redis_wait_replicas)
+    limit = RateLimit(config.rate_limit, config.rate_limit_window)
+    services = Services(redis, payments, limit, queue, durations, load_page())
     return App(ROUTES, services, UNAVAILABLE, durations, PROBES)

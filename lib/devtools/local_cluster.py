@@ -68,10 +68,14 @@ class LocalCluster:
 
     @staticmethod
     def ok(node: LocalServer) -> bool:
-        """True when the node says the cluster serves every slot, and knows every other node."""
-        reply = subprocess.run([require("redis-cli"), "-p", str(node.port), "cluster", "info"], capture_output=True,
-                               text=True, timeout=10).stdout
-        return "cluster_state:ok" in reply
+        """True when the node says the cluster serves every slot and, for a replica, that it has
+        copied its master's data and follows it."""
+        def ask(*command):
+            return subprocess.run([require("redis-cli"), "-p", str(node.port), *command], capture_output=True,
+                                  text=True, timeout=10).stdout
+        replication = ask("info", "replication")
+        return "cluster_state:ok" in ask("cluster", "info") and \
+            ("role:master" in replication or "master_link_status:up" in replication)
 
     def stop(self) -> None:
         """Stop every node."""

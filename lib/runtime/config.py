@@ -124,6 +124,7 @@ SETTINGS = [
     ("THREADS", _integer(1, 1000), "8"),
     ("REDIS_URL", _redis_url, "redis://localhost:6379/0"),
     ("REDIS_CLUSTER", _flag, "no"),
+    ("REDIS_WAIT_REPLICAS", _integer(0, 5), "0"),
     ("BEANSTALK_ADDR", _host_ports, "localhost:11300"),
     ("BEANSTALK_TUBE", _tube, "payment_jobs"),
     ("RATE_LIMIT", _integer(1, 1_000_000), "5"),
@@ -150,6 +151,7 @@ class Config:
     threads: int
     redis_url: str
     redis_cluster: bool
+    redis_wait_replicas: int
     beanstalk_addr: tuple[tuple[str, int], ...]  # one (host, port) per beanstalkd
     beanstalk_tube: str
     rate_limit: int

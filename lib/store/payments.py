@@ -179,8 +179,8 @@ class UnknownCursor(LookupError):
 class PaymentStore:
     """Takes payments in, reads them and lists them; Redis is the source of truth for each one's status."""
 
-    def __init__(self, redis: RedisClient):
-        self._redis = redis
+    def __init__(self, redis: RedisClient, wait_replicas: int = 0):
+        self._redis, self.wait_replicas = redis, wait_replicas
         self._admit = redis.register_script(ADMIT_LUA)
         self._list = redis.register_script(LIST_LUA)
 
@@ -189,7 +189,12 @@ class PaymentStore:
         With a key, `reply` (the 201's body) is kept with it, so that a retry gets the same answer."""
         request = fingerprint(payment) if key is not None else ""  # without a key, nothing to compare
         args = [limit.capacity, limit.window, request, REPLAY_TTL, reply, json.dumps(payment.to_redis())]
-        outcome, left, retry_after, full_in, *found = self._admit(keys=admission_keys(payment, key), args=args)
+        script_keys = admission_keys(payment, key)
+        if self.wait_replicas:  # REDIS_WAIT_REPLICAS: answered once replicas have the payment too
+            answer = self._redis.run_on_replicas(self._admit, script_keys, args, self.wait_replicas)
+        else:
+            answer = self._admit(keys=script_keys, args=args)
+        outcome, left, retry_after, full_in, *found = answer
         found += [None] * (2 - len(found))
         decision = Decision(outcome != Admission.LIMITED, left, retry_after, full_in)
         return Admitted(Admission(outcome), decision, *found)

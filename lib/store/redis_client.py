@@ -14,8 +14,20 @@ from lib.runtime.config import DEPENDENCY_TIMEOUT
 
 # Errors that mean Redis is unreachable or stalled (AuthenticationError and BusyLoadingError
 # are ConnectionErrors too): the API answers them with 503, the worker waits them out.
-REDIS_DOWN_ERRORS = (redis.ConnectionError, redis.TimeoutError,
-                     redis.exceptions.SlotNotCoveredError)  # a cluster's slot whose master is gone, for now
+# On a cluster, while a master is replaced: its slots are served by nobody yet (SlotNotCovered, and
+# CLUSTERDOWN from every master while one is missing), or are on the move (TRYAGAIN).
+REDIS_DOWN_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.SlotNotCoveredError,
+                     redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError)
+
+
+REPLICA_WAIT_MS = 500  # how long a write waits for replicas (REDIS_WAIT_REPLICAS), within the 2 s an answer may take
+
+
+class NotReplicated(redis.TimeoutError):
+    """Redis ran a write, but too few replicas had it within the time allowed (WAIT): a failover
+    now could lose it, so its outcome is as unknown as after a timeout."""
+
+
 # A connection unused for longer is pinged before its next command. Under load a thread's
 # connection is never idle this long; and no Redis restarts (closing it) that quickly. The cost:
 # at low traffic (make demo) every command comes after a pause, so it makes two round trips.
@@ -44,9 +56,34 @@ class RedisClient:
         """The redis-py client for the calling thread."""
         raise NotImplementedError
 
+    def client_for(self, key: str) -> redis.Redis:
+        """A client on the Redis that holds key (the same as client() on a single Redis)."""
+        return self.client()
+
     def register_script(self, text: str) -> "RedisScript":
         """A Lua script that runs on the calling thread's client: script(keys=[...], args=[...])."""
         return RedisScript(text, self)
+
+    def run_on_replicas(self, script: "RedisScript", keys: Sequence[str], args: Sequence, replicas: int) -> Any:
+        """Run script, then WAIT for `replicas` replicas on the same connection (WAIT counts those
+        that have that connection's writes): script's answer once they have its writes, else
+        NotReplicated. It costs two more round trips: WAIT, and the check that Redis knows the script."""
+        try:
+            with self.client_for(keys[0]).pipeline(transaction=False) as pipe:
+                script(keys=keys, args=args, client=pipe)
+                pipe.wait(replicas, REPLICA_WAIT_MS)
+                answer, acknowledged = pipe.execute()
+        except (*REDIS_DOWN_ERRORS, redis.exceptions.MovedError) as error:
+            # On a cluster this went to the master by hand, not through the cluster client: let that
+            # client meet the failure too, so that it learns the new layout (a failover, a moved slot).
+            try:
+                self.exists(keys[0])
+            except (*REDIS_DOWN_ERRORS, redis.exceptions.MovedError):
+                pass
+            raise NotReplicated(f"not confirmed: {error}") from error
+        if acknowledged < replicas:
+            raise NotReplicated(f"{acknowledged} of {replicas} replica(s) had it after {REPLICA_WAIT_MS} ms")
+        return answer
 
     def __getattr__(self, command: str) -> Any:
         return getattr(self.client(), command)  # every command: the calling thread's client
@@ -109,6 +146,11 @@ class ClusterRedis(RedisClient):
                         raise redis.ConnectionError(str(error)) from error
         return self._client
 
+    def client_for(self, key: str) -> redis.Redis:
+        """A client on the master that holds key (RedisCluster's own, for that node)."""
+        cluster = self.client()
+        return cluster.get_redis_connection(cluster.get_node_from_key(key))
+
 
 class RedisScript:
     """A Lua script run with redis-py's Script on the calling thread's client, loaded into Redis
@@ -123,8 +165,9 @@ class RedisScript:
         """The script's SHA1, by which Redis knows it."""
         return self._script.sha
 
-    def __call__(self, keys: Sequence = (), args: Sequence = ()) -> Any:
-        return self._script(keys=keys, args=args, client=self._redis.client())
+    def __call__(self, keys: Sequence = (), args: Sequence = (), client: Any = None) -> Any:
+        """Run the script; on the calling thread's client, or on client (a pipeline, say)."""
+        return self._script(keys=keys, args=args, client=client or self._redis.client())
 
 
 def describe(error: Exception) -> str:
