@@ -56,27 +56,30 @@ class Ended(NamedTuple):
 BEGIN_LUA = """
 -- KEYS: 1 the payment's hash, 2 the unfinished payments, 3 the counts by status
 -- ARGV: 1 payment id, 2 job id, 3 lease seconds (the job's TTR), 4 the time now (updated_at), 5 MAX_ATTEMPTS
--- Returns {outcome, lease, interrupted, last attempt 1/0, the payment's hash as a flat list}
+-- Returns {outcome, lease, interrupted, last attempt 1/0, attempts, the payment's hash as it was read}
 local payment, unfinished, status_counts = KEYS[1], KEYS[2], KEYS[3]
 local payment_id, job_id, lease_seconds, now_text = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local max_attempts = tonumber(ARGV[5])
-local p = redis.call('HMGET', payment, 'status', 'attempts', 'job_id', 'lease_until', 'lease', 'interrupted',
-                     'settling')
-local status, attempts, lease = p[1], tonumber(p[2]) or 0, tonumber(p[5]) or 0
-if not status then
-  return {'missing', 0, 0, 0, {}}
+local read = redis.call('HGETALL', payment)  -- one read: what is decided on, and what the worker is told
+if #read == 0 then
+  return {'missing', 0, 0, 0, 0, {}}
 end
+local p = {}
+for i = 1, #read, 2 do
+  p[read[i]] = read[i + 1]
+end
+local status, attempts, lease = p.status, tonumber(p.attempts) or 0, tonumber(p.lease) or 0
 if status == 'COMPLETED' or status == 'FAILED' then
   redis.call('ZREM', unfinished, payment_id)  -- a duplicate job: the payment is no longer unfinished
-  return {'finished', lease, 0, 0, redis.call('HGETALL', payment)}
+  return {'finished', lease, 0, 0, attempts, read}
 end
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-if status == 'PROCESSING' and p[3] ~= job_id and now < (tonumber(p[4]) or 0) then
-  return {'busy', lease, 0, 0, redis.call('HGETALL', payment)}
+if status == 'PROCESSING' and p.job_id ~= job_id and now < (tonumber(p.lease_until) or 0) then
+  return {'busy', lease, 0, 0, attempts, read}
 end
-local interrupted = tonumber(p[6]) or 0
-if status == 'PROCESSING' and not p[7] then
+local interrupted = tonumber(p.interrupted) or 0
+if status == 'PROCESSING' and not p.settling then
   interrupted = interrupted + 1
 end
 local outcome = 'settle'
@@ -99,7 +102,7 @@ local last = 0
 if attempts >= max_attempts then
   last = 1
 end
-return {outcome, lease, interrupted, last, redis.call('HGETALL', payment)}
+return {outcome, lease, interrupted, last, attempts, read}
 """
 
 # Only the holder of the newest lease may end it: a worker that lost its lease (it stalled, or
@@ -116,8 +119,8 @@ local p = redis.call('HMGET', payment, 'status', 'lease')
 if p[1] ~= 'PROCESSING' or p[2] ~= lease then
   return {'lease lost', p[1] or false, tonumber(p[2]) or 0}
 end
+-- The lease's own fields (job_id, lease_until) stay: they are read only while a payment is PROCESSING.
 redis.call('HSET', payment, 'status', new_status, 'updated_at', now_text)
-redis.call('HDEL', payment, 'job_id', 'lease_until')
 if reason ~= '' then
   redis.call('HSET', payment, 'failure_reason', reason)
 end
@@ -171,11 +174,13 @@ class Attempts:
 
     def begin(self, payment_id: str, job_id: int) -> Begun:
         """Take the payment's lease for this job, for an attempt or, with none left, to settle it."""
-        outcome, lease, interrupted, last, fields = self._begin(
-            keys=begin_keys(payment_id),
-            args=[payment_id, job_id, self.lease_seconds, utc_now(), self.max_attempts])
-        payment = Payment.from_redis(dict(zip(fields[::2], fields[1::2]))) if fields else None
-        return Begun(BeginOutcome(outcome), payment, lease, interrupted, bool(last))
+        now = utc_now()
+        outcome, lease, interrupted, last, attempts, read = self._begin(
+            keys=begin_keys(payment_id), args=[payment_id, job_id, self.lease_seconds, now, self.max_attempts])
+        outcome, payment = BeginOutcome(outcome), Payment.from_redis(dict(zip(read[::2], read[1::2]))) if read else None
+        if outcome in (BeginOutcome.STARTED, BeginOutcome.SETTLE):  # the payment as the script left it
+            payment = payment._replace(status=Status.PROCESSING, attempts=attempts, updated_at=now)
+        return Begun(outcome, payment, lease, interrupted, bool(last))
 
     def end(self, payment_id: str, lease: int, status: Status, reason: str = "", retry_in: int = 0) -> Ended:
         """End the attempt holding `lease` with status (PENDING: a retry due in retry_in seconds)."""

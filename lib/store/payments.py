@@ -103,6 +103,7 @@ local capacity, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 local fingerprint, record_ttl, reply, new_payment = ARGV[3], ARGV[4], ARGV[5], cjson.decode(ARGV[6])
 local bucket, payment, unfinished, user_payments = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local counters, status_counts, record = KEYS[5], KEYS[6], KEYS[7]
+local clock = redis.call('TIME')  -- the bucket's clock and the payment's time of arrival
 if record then
   local first = redis.call('HMGET', record, 'fingerprint', 'payment_id', 'body')
   if first[1] then
@@ -111,11 +112,11 @@ if record then
       outcome = 'replayed'
       redis.call('HINCRBY', counters, 'idempotent_replays', 1)
     end
-    local _, left, retry_after, full_in = take_token(bucket, capacity, window, 0)
+    local _, left, retry_after, full_in = take_token(bucket, capacity, window, 0, clock)
     return {outcome, left, retry_after, full_in, first[2], first[3]}
   end
 end
-local allowed, left, retry_after, full_in = take_token(bucket, capacity, window, 1)
+local allowed, left, retry_after, full_in = take_token(bucket, capacity, window, 1, clock)
 if allowed == 0 then
   redis.call('HINCRBY', counters, 'rate_limited', 1)
   return {'limited', left, retry_after, full_in}
@@ -126,7 +127,6 @@ for name, value in pairs(new_payment) do
   fields[#fields + 1] = value
 end
 redis.call('HSET', payment, unpack(fields))
-local clock = redis.call('TIME')
 redis.call('ZADD', unfinished, clock[1], payment_id)
 -- microseconds since the epoch, exact in a double: the user's payments in the order they came
 redis.call('ZADD', user_payments, tonumber(clock[1]) * 1000000 + tonumber(clock[2]), payment_id)

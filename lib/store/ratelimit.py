@@ -7,13 +7,12 @@ from typing import NamedTuple
 # step. Concurrent requests (from any number of API processes) cannot both spend the last
 # token, and the clock is Redis's own TIME, so every process agrees on it.
 TAKE_TOKEN_LUA = """
--- take_token(key, capacity, window, cost): key is the user's bucket, a hash {tokens, at_ms},
--- and a missing bucket is a full one; capacity in tokens; window, seconds to refill an empty
--- bucket; cost, 1 to spend a token or 0 just to look.
+-- take_token(key, capacity, window, cost, clock): key is the user's bucket, a hash {tokens,
+-- at_ms}, and a missing bucket is a full one; capacity in tokens; window, seconds to refill an
+-- empty bucket; cost, 1 to spend a token or 0 just to look; clock, Redis's TIME.
 -- Returns: allowed 1/0, whole tokens left, seconds until a token is back, seconds until full.
-local function take_token(key, capacity, window, cost)
+local function take_token(key, capacity, window, cost, clock)
   local ms_per_token = window * 1000 / capacity
-  local clock = redis.call('TIME')
   local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
   local state = redis.call('HMGET', key, 'tokens', 'at_ms')
   local tokens = tonumber(state[1]) or capacity
