@@ -27,11 +27,11 @@ from lib.devtools.processes import Process, answers, wait_for
 from lib.runtime.config import load_config
 from lib.store import keys
 from lib.store.attempts import Attempts
+from lib.store.counts import read_counts
 from lib.store.jobqueue import JobQueue, job_ttr
 from lib.store.payments import Admission, Payment, PaymentStore
 from lib.store.ratelimit import RateLimit
 from lib.store.redis_client import open_redis
-from lib.store.counts import read_counts
 from lib.worker.jobs import PaymentJobs
 from lib.worker.processor import SimulatedProcessor
 from lib.worker.threads import PaymentWorker, start_threads

@@ -2,10 +2,9 @@
 attempts that never finished count as interrupted; the processor charges once and cancels for good."""
 
 import time
+from decimal import Decimal
 
 import pytest
-
-from decimal import Decimal
 
 from lib.store import keys
 from lib.store.attempts import Attempts, BeginOutcome, EndOutcome

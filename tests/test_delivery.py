@@ -1,10 +1,9 @@
 """Delivery guarantees, proved on the real processes: kill -9, lost jobs, outages, failures, chaos."""
 
 import hashlib
-import signal
-import uuid
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import greenstalk

@@ -12,7 +12,6 @@ from lib.devtools.local_servers import free_port
 from lib.devtools.pace import Pace, about
 from lib.devtools.processes import ROOT, http
 
-
 # Each test asks for `redis`, which empties the database: a worker killed at the end of the test
 # before would be listed on GET /queue until its heartbeat expired.
 

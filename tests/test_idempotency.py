@@ -1,10 +1,9 @@
 """Idempotency-Key on POST /payments: replay, mismatch (422), concurrency, scope, expiry."""
 
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 
 import pytest
-
-from decimal import Decimal
 
 from lib.devtools.processes import wait_for
 from lib.store import keys

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from lib.devtools.processes import http, wait_for
 from lib.api.durations import RequestDurations
 from lib.api.metrics import escape_label, render
+from lib.devtools.processes import http, wait_for
 from lib.store import keys
 from tests.conftest import WALKTHROUGH_BODY, counter, on_both_topologies, status_counts
 

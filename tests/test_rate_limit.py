@@ -1,7 +1,6 @@
 """The token bucket: atomic under concurrency, refilled at RATE_LIMIT / RATE_LIMIT_WINDOW per second."""
 
 from concurrent.futures import ThreadPoolExecutor
-
 from decimal import Decimal
 
 from lib.api.app import limit_header

@@ -16,7 +16,6 @@ from lib.worker.sweeper import Sweeper
 from tests.conftest import store_payment, unfinished_score
 
 
-
 @pytest.fixture
 def queue(env):
     host, port = env["BEANSTALK_ADDR"].split(":")

@@ -1,7 +1,6 @@
 """A keyed POST whose Redis command has an unknown outcome (answered late, cut after it was sent,
 the API killed mid-request), retried with the same key and body, ends in exactly one payment."""
 
-import signal
 import threading
 import time
 

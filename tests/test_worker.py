@@ -7,8 +7,8 @@ import pytest
 
 from lib.devtools.processes import http, wait_for
 from lib.store import keys
-from lib.store.jobqueue import encode_job
 from lib.store.attempts import Attempts, BeginOutcome
+from lib.store.jobqueue import encode_job
 from lib.store.payments import Status
 from lib.worker.jobs import Outcome, retry_delay
 from lib.worker.processor import SimulatedProcessor

@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import greenstalk
 
-from lib.store.attempts import Attempts, Begun, BeginOutcome, EndOutcome
+from lib.store.attempts import Attempts, BeginOutcome, Begun, EndOutcome
 from lib.store.jobqueue import Disposal, JobAction, decode_job
 from lib.store.payments import Status
 from lib.worker.processor import ChargeDeclined, SimulatedProcessor

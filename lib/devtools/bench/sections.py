@@ -5,7 +5,6 @@ import statistics
 import subprocess
 import sys
 import time
-
 from decimal import Decimal
 
 from lib.devtools.bench import drain, wrk
