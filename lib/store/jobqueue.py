@@ -19,6 +19,16 @@ T = TypeVar("T")
 # refused connections, resets and socket timeouts; greenstalk.Error covers server error replies.
 QUEUE_ERRORS = (OSError, greenstalk.Error)
 
+# beanstalkd's refusals of a put, in words: it answered, and took no job (BURIED: it kept the
+# job, buried, where no worker takes it). The payment is kept for the sweeper to queue later.
+REFUSALS = {
+    greenstalk.DrainingError: "beanstalkd is draining and takes no new jobs",
+    greenstalk.OutOfMemoryError: "beanstalkd is out of memory",
+    greenstalk.InternalError: "beanstalkd reported an internal error",
+    greenstalk.JobTooBigError: "the job is larger than beanstalkd's max-job-size",
+    greenstalk.BuriedError: "beanstalkd ran out of memory and buried the job",
+}
+
 
 # What an attempt may take beyond the processing delay: a few Redis and beanstalkd round trips,
 # each bounded by DEPENDENCY_TIMEOUT, with room to spare.
@@ -122,7 +132,8 @@ class JobQueue:
             client.close()
 
     def _unavailable(self, error):
-        return QueueUnavailable(f"beanstalkd at {self.address[0]}:{self.address[1]}: {error}")
+        cause = REFUSALS.get(type(error)) or str(error) or type(error).__name__
+        return QueueUnavailable(f"beanstalkd at {self.address[0]}:{self.address[1]}: {cause}")
 
     def put(self, payment_id: str) -> int:
         """Queue the job for payment_id; raise QueueUnavailable when beanstalkd cannot take it."""

@@ -9,7 +9,7 @@ import greenstalk
 
 from lib.runtime.outages import OutageLog
 from lib.store.jobqueue import QUEUE_ERRORS, JobAction, connect
-from lib.store.redis_client import REDIS_DOWN_ERRORS, describe
+from lib.store.redis_client import describe, redis_unavailable
 from lib.worker.jobs import BURY, PaymentJobs
 
 log = logging.getLogger("paypoc.worker")
@@ -33,16 +33,16 @@ class PaymentWorker:
     def _handle(self, client, job):
         try:
             disposal = self.jobs.process(job)
-        except REDIS_DOWN_ERRORS as error:
-            # Redis is the source of truth; without it, give the job back to try again later.
-            # The same job coming back takes over its own lease, so nothing waits for it to expire.
-            log.warning("Releasing job %d: Redis is unavailable (%s)", job.id, describe(error))
-            try:
-                client.release(job, delay=1)
-            except greenstalk.NotFoundError:
-                pass  # beanstalkd handed it on already (its TTR ran out)
-            raise
-        except Exception:
+        except Exception as error:
+            if redis_unavailable(error):
+                # Redis (down, or refusing) is the source of truth; without it, give the job back
+                # to try again later, and let run() log the outage, once. The same job coming
+                # back takes over its own lease, so nothing waits for it to expire.
+                try:
+                    client.release(job, delay=1)
+                except greenstalk.NotFoundError:
+                    pass  # beanstalkd handed it on already (its TTR ran out)
+                raise
             log.exception("Burying job %d: processing failed unexpectedly", job.id)
             disposal = BURY
         try:
@@ -82,18 +82,20 @@ class PaymentWorker:
                 if job is not None:
                     self._handle(client, job)
                     recovered("Redis")
-            except (*QUEUE_ERRORS, *REDIS_DOWN_ERRORS) as error:
-                name = "Redis" if isinstance(error, REDIS_DOWN_ERRORS) else "beanstalkd"
+            except Exception as error:
+                name = "Redis" if redis_unavailable(error) else \
+                    "beanstalkd" if isinstance(error, QUEUE_ERRORS) else None
+                if name is None:
+                    # A bug must not silently end a thread: log it, pause, and carry on.
+                    log.exception("Worker #%d: unexpected error", number)
+                    self.stop.wait(MAX_BACKOFF)
+                    continue
                 outages.failed(name, describe(error))
                 if name == "beanstalkd" and client is not None:
                     client.close()
                     client = None
                 self.stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
-            except Exception:
-                # A bug must not silently end a thread: log it, pause, and carry on.
-                log.exception("Worker #%d: unexpected error", number)
-                self.stop.wait(MAX_BACKOFF)
         if client is not None:
             client.close()
         log.info("Worker #%d stopped", number)
