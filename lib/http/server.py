@@ -18,9 +18,9 @@ MAX_REQUEST_BODY = 1024 * 1024
 # for channel_timeout. With waitress's defaults (100 channels, idle for 120 s, looked for every
 # 30 s), 98 connections that send nothing, or half a request line, keep every other client out
 # for 120 to 150 s. With the values below it takes 998, and they are gone after 10 to 11 s; a
-# client that keeps opening them (100 a second) is for a proxy in front to stop: waitress's loop
-# visits every channel at each event, so with 2,000 open a new client waits up to 0.6 s, and past
-# 3,000 for seconds (measured: README, Hardening).
+# client that keeps opening them (100 a second) is for a proxy in front to stop. A higher limit
+# would not do: waitress's loop visits every channel at each event, so with 2,000 to 3,000 open
+# a new client waits up to 0.8 s, and with 5,000 over 10 s (measured: README, Hardening).
 CONNECTION_LIMIT = 1000
 ADJUSTMENTS = {
     "ident": "paypoc",
@@ -41,7 +41,8 @@ OTHER_FILES = 64
 
 
 def open_files_allowed(wanted: int) -> int:
-    """Raise this process's limit on open files to `wanted` if the hard limit allows; return the limit now."""
+    """Raise this process's limit on open files to `wanted`, as far as the hard limit allows; return
+    how many files it may open now, up to `wanted`."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY or soft >= wanted:
         return wanted
