@@ -9,6 +9,7 @@ clients to use, so faults can be injected there too) with two beanstalkd.
 import io
 import json
 import os
+import resource
 import signal
 import threading
 import uuid
@@ -165,6 +166,19 @@ def own_servers(tmp_path):
         if server.process is not None:
             os.kill(server.process.pid, signal.SIGCONT)
         server.stop()
+
+
+@pytest.fixture
+def many_sockets():
+    """This test may open some 3,000 sockets: the soft limit on open files raised for it (skipped
+    where the hard limit is lower)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 3500
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        pytest.skip(f"the hard limit on open files ({hard}) is under the {wanted} this test needs")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 @pytest.fixture

@@ -42,6 +42,14 @@ def ignored(path, patterns):
                for pattern in patterns for candidate in candidates)
 
 
+def proxy_config(root=ROOT):
+    """The nginx configuration the Dockerfile's proxy stage writes, as its lines."""
+    with open(os.path.join(root, "Dockerfile")) as file:
+        stage = file.read().split(" AS proxy", 1)[1].split("\nFROM ", 1)[0]
+    written = stage[stage.index("RUN printf '%s\\n'"):]
+    return re.findall(r"^ +'(.*)' (?:\\|> /etc/nginx/nginx\.conf)$", written, re.MULTILINE)
+
+
 def copied_files(root=ROOT):
     """The files the Dockerfile's app stage copies from the build context that .dockerignore leaves."""
     with open(os.path.join(root, ".dockerignore")) as file:

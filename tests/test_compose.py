@@ -2,6 +2,7 @@
 restarts with payments in flight, and `make down`. Skipped, with the reason, where no engine answers."""
 
 import concurrent.futures
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -14,8 +15,8 @@ from tests.docker_helpers import ComposeStack, engine_problem, runtime_python_fi
 from tests.quick_start import promised, quick_start_steps, run
 
 API = "http://localhost:8000"
-SERVICES = {"api", "worker", "redis", "beanstalkd", "beanstalkd-ui"}
-HEALTHCHECKED = ("api", "redis", "beanstalkd")
+SERVICES = {"proxy", "api", "worker", "redis", "beanstalkd", "beanstalkd-ui"}
+HEALTHCHECKED = ("proxy", "api", "redis", "beanstalkd")
 
 PROBLEM = engine_problem()
 if PROBLEM:
@@ -89,6 +90,22 @@ def test_the_readmes_quick_start_works_as_written_on_port_8000(stack, tmp_path):
     assert promised(run(loop), statuses) and run(loop).split() == ["429"] * 10
 
 
+def test_thousands_of_stalled_connections_keep_no_client_waiting(stack, many_sockets):
+    stalled = []
+    try:
+        for number in range(3000):  # three times what the API alone holds; half send half a request line
+            sock = socket.create_connection(("localhost", 8000), timeout=5)
+            if number % 2:
+                sock.sendall(b"GET /hea")
+            stalled.append(sock)
+        for _ in range(5):
+            started = time.monotonic()
+            assert http("GET", f"{API}/health", timeout=1)[0] == 200 and time.monotonic() - started < 1
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
 def test_scaling_to_three_workers_shows_three_on_queue(stack):
     stack.compose("up", "--detach", "--wait", "--scale", "worker=3")
     assert len(stack.containers("worker")) == 3
@@ -152,7 +169,7 @@ def test_make_down_stops_every_container_on_sigterm_in_seconds(stack):
     result = stack.run("make", "down")
     assert result.returncode == 0, result.stdout + result.stderr
     stops = stack.stops(since, time.time())
-    assert set(stops) == names  # api, three workers, redis, beanstalkd, the UI
+    assert set(stops) == names  # the proxy, api, three workers, redis, beanstalkd, the UI
     for name, stop in stops.items():
         assert stop.signals == ["15"], f"{name} was not stopped by SIGTERM alone: {stop}"
         assert stop.seconds < 5, f"{name} took {stop.seconds:.1f} s to stop"

@@ -14,7 +14,7 @@ import pytest
 
 from lib.api.dashboard import PAGE_PATH
 from lib.devtools.run_local import APP_COMMANDS
-from tests.docker_helpers import copied_files, copied_python_files, runtime_python_files
+from tests.docker_helpers import copied_files, copied_python_files, proxy_config, runtime_python_files
 from tests.yaml_subset import load
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,8 +57,8 @@ def test_a_clone_in_any_folder_gets_the_readmes_names_and_compose_project_name_s
         [f"{project}_beanstalkd-data", f"{project}_redis-data"]
 
 
-def test_compose_runs_the_five_services(compose):
-    assert set(compose["services"]) == {"api", "worker", "redis", "beanstalkd", "beanstalkd-ui"}
+def test_compose_runs_the_six_services(compose):
+    assert set(compose["services"]) == {"proxy", "api", "worker", "redis", "beanstalkd", "beanstalkd-ui"}
 
 
 def test_api_and_worker_run_the_same_commands_as_make_run(compose):
@@ -66,11 +66,21 @@ def test_api_and_worker_run_the_same_commands_as_make_run(compose):
         assert compose["services"][name]["command"] == APP_COMMANDS[name]
 
 
-def test_api_publishes_8000_and_is_healthy_when_ready(compose):
-    api = compose["services"]["api"]
-    assert api["ports"] == ["8000:8000"] and api["environment"]["HOST"] == "0.0.0.0"
+def test_the_proxy_publishes_8000_and_the_api_is_reached_through_it_only(compose):
+    proxy, api = compose["services"]["proxy"], compose["services"]["api"]
+    assert proxy["ports"] == ["8000:8000"] and "ports" not in api
+    assert healthy(proxy) and set(proxy["depends_on"]) == {"api"}
+    assert any("/health" in part for part in proxy["healthcheck"]["test"])
+    assert api["environment"]["HOST"] == "0.0.0.0"  # for the proxy, on the stack's own network
     assert any("/ready" in part for part in api["healthcheck"]["test"])
     assert healthy(api) and set(api["depends_on"]) == {"redis", "beanstalkd"}
+
+
+def test_the_proxy_passes_whole_requests_to_the_api_and_drops_stalled_ones():
+    config = [line.strip() for line in proxy_config()]
+    assert config[0] == "user www-data;" and config[-1] == "}"
+    assert {"set $api http://api:8000;", "proxy_pass $api;", "client_header_timeout 5s;",
+            "client_body_timeout 5s;"} <= set(config)
 
 
 def test_worker_can_be_scaled(compose):
@@ -106,7 +116,7 @@ def test_the_queue_ui_is_on_8902_and_shows_our_beanstalkd(compose):
 def test_every_build_target_is_a_stage_of_the_dockerfile(compose):
     stages = re.findall(r"^FROM \S+ AS (\S+)$", read("Dockerfile"), re.MULTILINE)
     targets = {s["build"]["target"] for s in compose["services"].values() if "build" in s}
-    assert targets == {"app", "beanstalkd"} and targets <= set(stages)
+    assert targets == {"app", "beanstalkd", "proxy"} and targets <= set(stages)
 
 
 def test_the_app_image_is_slim_runs_as_a_non_root_user_and_starts_the_api():

@@ -1,8 +1,11 @@
-"""Safe defaults: headers on every response, request ids in the access log, Redis passwords kept secret."""
+"""Safe defaults: headers on every response, request ids in the access log, Redis passwords kept
+secret, and stalled clients that cannot keep the others out."""
 
 import logging
 import re
+import selectors
 import socket
+import time
 
 import pytest
 
@@ -119,3 +122,32 @@ def test_a_request_that_is_not_valid_http_is_refused_by_the_server_itself_withou
     # waitress answers before the app sees the request, in its own words (plain text, not JSON).
     assert head.lower().startswith(b"http/1.1 400") and b"content-type: text/plain" in head.lower()
     assert body.startswith(b"Bad Request") and b"Traceback" not in body
+
+
+def test_hundreds_of_stalled_connections_keep_no_other_client_waiting_and_are_closed(api):
+    host, port = api.rsplit("/", 1)[1].split(":")
+    stalled = []
+    for number in range(600):  # half send half a request line and stop, half send nothing at all
+        sock = socket.create_connection((host, int(port)), timeout=5)
+        if number % 2:
+            sock.sendall(b"GET /hea")
+        stalled.append(sock)
+    try:
+        for _ in range(5):
+            started = time.monotonic()
+            assert http("GET", f"{api}/health", timeout=1)[0] == 200 and time.monotonic() - started < 1
+        # And the server closes them itself once they have been idle for its channel timeout.
+        with selectors.DefaultSelector() as watch:
+            for sock in stalled:
+                watch.register(sock, selectors.EVENT_READ)
+            closed = set()
+            deadline = time.monotonic() + 30
+            while len(closed) < len(stalled) and time.monotonic() < deadline:
+                for key, _ in watch.select(1):
+                    assert key.fileobj.recv(1) == b""  # closed, with no answer
+                    watch.unregister(key.fileobj)
+                    closed.add(key.fileobj)
+        assert len(closed) == len(stalled)
+    finally:
+        for sock in stalled:
+            sock.close()

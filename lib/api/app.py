@@ -13,19 +13,23 @@ from lib.http.errors import HTTPError
 from lib.http.jsonio import dumps, parse_json
 from lib.http.wsgi import App, Request, Response
 from lib.runtime.config import Config
+from lib.runtime.outages import OutageLog
 from lib.store.counts import read_counts
 from lib.store.jobqueue import JobQueue, QueueUnavailable, total
 from lib.store.payments import Admission, Payment, PaymentStore, UnknownCursor
 from lib.store.ratelimit import Decision, RateLimit
-from lib.store.redis_client import REDIS_DOWN_ERRORS, RedisClient, describe
+from lib.store.redis_client import WRITE_CHECK_LUA, RedisClient, RedisScript, describe, redis_unavailable, refusal
 from lib.store.workers import live_workers
 
 log = logging.getLogger("paypoc.api")
 
 RATE_LIMITED = "Rate limit exceeded. Try again later."
-# A 503 to a POST: Redis may have run the admission before its answer was lost.
+# A 503 to a POST when Redis did not answer: it may have run the admission before its answer was lost.
 OUTCOME_UNKNOWN = ("payment store unavailable: the payment may or may not have been taken. Retry with the same "
                    "Idempotency-Key to find out; without one, check GET /payments?user_id=... before sending it again")
+# ... and when Redis refused it: a refused command changed nothing (lib/store/redis_client.py).
+NOTHING_STORED = "Nothing was stored: it is safe to send this request again"
+RETRY_SOON = [("Retry-After", "1")]
 
 
 class Services(NamedTuple):
@@ -37,6 +41,11 @@ class Services(NamedTuple):
     queue: JobQueue
     durations: RequestDurations
     page: Page
+    # Shared by the API's threads, so an outage is one log line. It ends when the dependency
+    # takes a payment again (a POST, or /ready's checks), not at a read: a Redis out of memory
+    # or read-only still serves reads.
+    outages: OutageLog
+    write_check: RedisScript  # GET /ready: would Redis take a write now?
 
 
 def policy_header(limit: RateLimit) -> tuple[str, str]:
@@ -55,17 +64,20 @@ def health(services: Services, request: Request) -> Response:
 
 
 def ready(services: Services, request: Request) -> Response:
-    """Readiness: 200 when Redis and beanstalkd both answer, 503 (same keys) when either does not."""
+    """Readiness: 200 when Redis would take a write and beanstalkd answers, 503 (same keys) when
+    either cannot; the log says why, once per outage."""
     # Each check runs inside the try below, connecting included.
-    checks = {"redis": lambda: services.redis.ping(), "beanstalkd": services.queue.ping}
+    checks = {"Redis": services.write_check, "beanstalkd": services.queue.ping}
     body = {"status": "OK"}
-    for name, ping in checks.items():
+    for name, check in checks.items():
         try:
-            ping()
-            body[name] = "up"
-        except (*REDIS_DOWN_ERRORS, QueueUnavailable) as error:
-            log.warning("readiness: %s is down: %s", name, describe(error))
-            body[name] = "down"
+            check()
+            services.outages.answered(name)
+            body[name.lower()] = "up"
+        except Exception as error:
+            if unavailable(services.outages, error) is None:
+                raise
+            body[name.lower()] = "down"
     if "down" in body.values():
         body["status"] = "UNAVAILABLE"
         return Response(503, body)
@@ -86,9 +98,15 @@ def create_payment(services: Services, request: Request) -> Response:
     try:
         # With a key, the 201's text is kept with it, so that a retry gets this same answer.
         admitted = services.payments.admit(payment, services.limit, key, dumps(body) if key else "")
-    except REDIS_DOWN_ERRORS as error:
-        log.warning("POST /payments for user %s: 503, outcome unknown (%s)", user_id, describe(error))
-        raise HTTPError(503, OUTCOME_UNKNOWN, policy + [("Retry-After", "1")]) from None
+    except Exception as error:
+        if unavailable(services.outages, error) is None:  # this logs the outage, once
+            raise
+        cause = refusal(error)
+        if cause is None:  # no answer: Redis may have run the admission, so the line names the user
+            log.warning("POST /payments for user %s: 503, outcome unknown (%s)", user_id, describe(error))
+            raise HTTPError(503, OUTCOME_UNKNOWN, policy + RETRY_SOON) from None
+        raise HTTPError(503, f"payment store unavailable: {cause}. {NOTHING_STORED}", policy + RETRY_SOON) from None
+    services.outages.answered("Redis")
     headers = policy + [limit_header(admitted.decision)]
     if admitted.outcome is Admission.LIMITED:
         raise HTTPError(429, RATE_LIMITED, headers + [("Retry-After", str(admitted.decision.retry_after))])
@@ -108,12 +126,14 @@ def _queue(services: Services, payment_id: str) -> None:
     beanstalkd cannot take the job (the outbox pattern): the worker's sweeper queues it."""
     try:
         services.queue.put(payment_id)
+        services.outages.answered("beanstalkd")
     except QueueUnavailable as error:
         log.warning("Payment %s stored but not queued (%s); the sweeper will queue it", payment_id, error)
         try:
             services.payments.mark_due(payment_id)  # sooner than STALE_AFTER, if Redis allows
-        except REDIS_DOWN_ERRORS:
-            pass
+        except Exception as mark_error:
+            if not redis_unavailable(mark_error):
+                raise
 
 
 def list_payments(services: Services, request: Request) -> Response:
@@ -179,18 +199,29 @@ ROUTES = [
 # What health checks call (the compose file's every 5 s, an orchestrator's): kept out of the INFO access log.
 PROBES = ("/health", "/ready")
 
-# Exceptions meaning a dependency is down, and what the client is told: a 503, never a 500.
-UNAVAILABLE = [
-    (REDIS_DOWN_ERRORS, "payment store unavailable, try again shortly"),
-    (QueueUnavailable, "job queue unavailable, try again shortly"),
-]
+
+def unavailable(outages: OutageLog, error: Exception) -> HTTPError | None:
+    """The 503 for an error that means Redis or beanstalkd cannot serve now, its cause logged once
+    per outage; None for any other error: a bug, which the app answers with a 500."""
+    if isinstance(error, QueueUnavailable):
+        outages.failed("beanstalkd", str(error))
+        return HTTPError(503, "job queue unavailable, try again shortly", RETRY_SOON)
+    if not redis_unavailable(error):
+        return None
+    outages.failed("Redis", describe(error))
+    cause = refusal(error)  # Redis answered "not now", and why; or it did not answer at all
+    message = f"payment store unavailable: {cause}; try again shortly" if cause else \
+        "payment store unavailable, try again shortly"
+    return HTTPError(503, message, RETRY_SOON)
 
 
 def create_app(config: Config, redis: RedisClient, queue: JobQueue, durations: RequestDurations | None = None) -> App:
     """The WSGI app, given the parsed config, a Redis client, a JobQueue and, when several
     processes serve it, this process's row of their shared RequestDurations."""
     durations = durations or RequestDurations.for_routes(ROUTES)
+    outages = OutageLog(log, "API", meanwhile="")
     payments = PaymentStore(redis, wait_replicas=config.redis_wait_replicas)
     limit = RateLimit(config.rate_limit, config.rate_limit_window)
-    services = Services(redis, payments, limit, queue, durations, load_page())
-    return App(ROUTES, services, UNAVAILABLE, durations, PROBES)
+    services = Services(redis, payments, limit, queue, durations, load_page(), outages,
+                        redis.register_script(WRITE_CHECK_LUA))
+    return App(ROUTES, services, lambda error: unavailable(outages, error), durations, PROBES)

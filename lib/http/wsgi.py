@@ -76,12 +76,13 @@ class RequestDurations(Protocol):
 
 class App:
     """The WSGI callable. routes: (method, path template, handler(services, request, **params))
-    rows; unavailable: (exception types, message) rows for errors that mean a dependency is down;
-    durations: a RequestDurations (lib/api/durations.py has one) that times every request by route;
-    probes: the routes a health check calls every few seconds, logged at DEBUG when they answer 200."""
+    rows; unavailable(error): the HTTPError (a 503) for an error that means a dependency cannot
+    serve now, or None for any other error; durations: a RequestDurations (lib/api/durations.py
+    has one) that times every request by route; probes: the routes a health check calls every few
+    seconds, logged at DEBUG when they answer 200."""
 
     def __init__(self, routes: list[tuple[str, str, Callable]], services: object,
-                 unavailable: list[tuple[tuple[type[Exception], ...], str]], durations: RequestDurations,
+                 unavailable: Callable[[Exception], HTTPError | None], durations: RequestDurations,
                  probes: Sequence[str] = ()):
         self.router = Router(routes)
         self.services = services
@@ -97,10 +98,9 @@ class App:
         except HTTPError as error:
             return Response(error.status, {"error": error.message}, error.headers)
         except Exception as error:
-            for kinds, message in self.unavailable:
-                if isinstance(error, kinds):
-                    log.warning("%s %s: 503 %s (%s) [%s]", request.method, request.path, message, error, request.id)
-                    return Response(503, {"error": message}, [("Retry-After", "1")])
+            answer = self.unavailable(error)
+            if answer is not None:
+                return Response(answer.status, {"error": answer.message}, answer.headers)
             # Anything else is a bug: the traceback goes to the log, never to the client.
             log.exception("%s %s failed [%s]", request.method, request.path, request.id)
             return Response(500, {"error": "internal error"})

@@ -21,6 +21,16 @@ T = TypeVar("T")
 # refused connections, resets and socket timeouts; greenstalk.Error covers server error replies.
 QUEUE_ERRORS = (OSError, greenstalk.Error)
 
+# beanstalkd's refusals of a put, in words: it answered, and took no job (BURIED: it kept the
+# job, buried, where no worker takes it). The payment is kept for the sweeper to queue later.
+REFUSALS = {
+    greenstalk.DrainingError: "beanstalkd is draining and takes no new jobs",
+    greenstalk.OutOfMemoryError: "beanstalkd is out of memory",
+    greenstalk.InternalError: "beanstalkd reported an internal error",
+    greenstalk.JobTooBigError: "the job is larger than beanstalkd's max-job-size",
+    greenstalk.BuriedError: "beanstalkd ran out of memory and buried the job",
+}
+
 
 # What an attempt may take beyond the processing delay: a few Redis and beanstalkd round trips,
 # each bounded by DEPENDENCY_TIMEOUT, with room to spare.
@@ -133,7 +143,8 @@ class JobQueue:
 
     @staticmethod
     def _unavailable(address, error):
-        return QueueUnavailable(f"beanstalkd at {address[0]}:{address[1]}: {error}")
+        cause = REFUSALS.get(type(error)) or str(error) or type(error).__name__
+        return QueueUnavailable(f"beanstalkd at {address[0]}:{address[1]}: {cause}")
 
     def put(self, payment_id: str) -> int:
         """Queue the job for payment_id; raise QueueUnavailable when its beanstalkd cannot take it."""

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 
 from lib.runtime.clock import utc_now
-from lib.store.redis_client import REDIS_DOWN_ERRORS, RedisClient
+from lib.store.redis_client import RedisClient, redis_unavailable
 from lib.store.workers import remove_heartbeat, write_heartbeat
 
 BEAT_EVERY = 2.0  # seconds
@@ -34,11 +34,13 @@ class Heartbeat:
         while True:
             try:
                 self.beat()
-            except REDIS_DOWN_ERRORS:
-                pass  # the worker threads log the outage; the next beat will say we are alive
+            except Exception as error:  # Redis down or refusing: the worker threads log the outage
+                if not redis_unavailable(error):
+                    raise
             if self.stop.wait(BEAT_EVERY):
                 break
         try:
             remove_heartbeat(self.redis, self.id)
-        except REDIS_DOWN_ERRORS:
-            pass  # the hash expires by itself
+        except Exception as error:  # the hash expires by itself
+            if not redis_unavailable(error):
+                raise

@@ -8,7 +8,7 @@ from lib.store import keys
 from lib.store.attempts import Attempts
 from lib.store.jobqueue import JobQueue, QueueUnavailable
 from lib.store.payments import PaymentStore
-from lib.store.redis_client import REDIS_DOWN_ERRORS, describe
+from lib.store.redis_client import describe, redis_unavailable
 
 log = logging.getLogger("paypoc.sweeper")
 
@@ -52,6 +52,8 @@ class Sweeper:
                 self.sweep()
                 outages.answered("Redis")
                 outages.answered("beanstalkd")
-            except (*REDIS_DOWN_ERRORS, QueueUnavailable) as error:
+            except Exception as error:
+                if not (isinstance(error, QueueUnavailable) or redis_unavailable(error)):
+                    raise
                 name = "beanstalkd" if isinstance(error, QueueUnavailable) else "Redis"
                 outages.failed(name, describe(error))

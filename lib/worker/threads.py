@@ -9,7 +9,7 @@ import greenstalk
 
 from lib.runtime.outages import OutageLog
 from lib.store.jobqueue import QUEUE_ERRORS, JobAction, connect
-from lib.store.redis_client import REDIS_DOWN_ERRORS, describe
+from lib.store.redis_client import describe, redis_unavailable
 from lib.worker.jobs import UNPROCESSABLE, Outcome, PaymentJobs
 
 log = logging.getLogger("paypoc.worker")
@@ -43,16 +43,16 @@ class PaymentWorker:
     def _handle(self, client, job):
         try:
             outcome, disposal = self.jobs.process(job)
-        except REDIS_DOWN_ERRORS as error:
-            # Redis is the source of truth; without it, give the job back to try again later.
-            # The same job coming back takes over its own lease, so nothing waits for it to expire.
-            log.warning("Releasing job %d: Redis is unavailable (%s)", job.id, describe(error))
-            try:
-                client.release(job, delay=1)
-            except greenstalk.NotFoundError:
-                pass  # beanstalkd handed it on already (its TTR ran out)
-            raise
-        except Exception:
+        except Exception as error:
+            if redis_unavailable(error):
+                # Redis (down, or refusing) is the source of truth; without it, give the job back
+                # to try again later, and let run() log the outage, once. The same job coming
+                # back takes over its own lease, so nothing waits for it to expire.
+                try:
+                    client.release(job, delay=1)
+                except greenstalk.NotFoundError:
+                    pass  # beanstalkd handed it on already (its TTR ran out)
+                raise
             log.exception("Burying job %d: processing failed unexpectedly", job.id)
             outcome, disposal = UNPROCESSABLE
         try:
@@ -96,20 +96,21 @@ class PaymentWorker:
                     answered = outages.answered("Redis") or answered
                 if answered:
                     backoff = MIN_BACKOFF
-            except (*QUEUE_ERRORS, *REDIS_DOWN_ERRORS) as error:
-                if isinstance(error, REDIS_DOWN_ERRORS):
+            except Exception as error:
+                if redis_unavailable(error):
                     outages.failed("Redis", describe(error))
-                else:
+                elif isinstance(error, QUEUE_ERRORS):
                     outages.failed(name, describe(error))
                     client = clients.pop(address, None)
                     if client is not None:
                         client.close()
+                else:
+                    # A bug must not silently end a thread: log it, pause, and carry on.
+                    log.exception("Worker #%d: unexpected error", number)
+                    self.stop.wait(MAX_BACKOFF)
+                    continue
                 self.stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
-            except Exception:
-                # A bug must not silently end a thread: log it, pause, and carry on.
-                log.exception("Worker #%d: unexpected error", number)
-                self.stop.wait(MAX_BACKOFF)
         for client in clients.values():
             client.close()
         log.info("Worker #%d stopped", number)
