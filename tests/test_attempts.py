@@ -11,7 +11,12 @@ from lib.store.attempts import Attempts, BeginOutcome, EndOutcome
 from lib.store.payments import Status
 from lib.worker.jobs import failure_reason
 from lib.worker.processor import ChargeDeclined, SimulatedProcessor
-from tests.conftest import charge_requests, charges_made, store_payment, unfinished_score
+from tests.conftest import (
+    charge_requests,
+    charges_made,
+    store_payment,
+    unfinished_score,
+)
 
 COMPLETED, FAILED, PENDING = Status.COMPLETED, Status.FAILED, Status.PENDING
 P1, P2 = keys.new_payment_id(1), keys.new_payment_id(2)  # two payments' ids, for the processor alone

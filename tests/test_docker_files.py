@@ -14,7 +14,12 @@ import pytest
 
 from lib.api.dashboard import PAGE_PATH
 from lib.devtools.run_local import APP_COMMANDS
-from tests.docker_helpers import copied_files, copied_python_files, proxy_config, runtime_python_files
+from tests.docker_helpers import (
+    copied_files,
+    copied_python_files,
+    proxy_config,
+    runtime_python_files,
+)
 from tests.yaml_subset import load
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

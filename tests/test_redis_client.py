@@ -9,7 +9,14 @@ import redis as redis_py
 
 from lib.devtools.local_servers import free_port, local_redis
 from lib.devtools.processes import wait_for
-from lib.store.redis_client import REDIS_DOWN_ERRORS, REFUSALS, describe, open_redis, redis_unavailable, refusal
+from lib.store.redis_client import open_redis
+from lib.store.redis_errors import (
+    REDIS_DOWN_ERRORS,
+    REFUSALS,
+    describe,
+    redis_unavailable,
+    refusal,
+)
 
 
 def test_a_script_redis_has_forgotten_is_loaded_again_and_run(redis):

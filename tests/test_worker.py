@@ -12,7 +12,13 @@ from lib.store.jobqueue import encode_job
 from lib.store.payments import Status
 from lib.worker.jobs import Outcome, retry_delay
 from lib.worker.processor import SimulatedProcessor
-from tests.conftest import WALKTHROUGH_BODY, charge_requests, charges_made, store_payment, unfinished_score
+from tests.conftest import (
+    WALKTHROUGH_BODY,
+    charge_requests,
+    charges_made,
+    store_payment,
+    unfinished_score,
+)
 
 COMPLETED, FAILED, PROCESSING = Status.COMPLETED, Status.FAILED, Status.PROCESSING
 

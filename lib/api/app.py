@@ -8,7 +8,13 @@ from lib.api.dashboard import Page, load_page
 from lib.api.durations import RequestDurations
 from lib.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from lib.api.metrics import COUNTERS, render
-from lib.api.validation import is_payment_id, parse_key, parse_list_query, parse_payment_request
+from lib.api.unavailable import NOTHING_STORED, OUTCOME_UNKNOWN, RETRY_SOON, unavailable
+from lib.api.validation import (
+    is_payment_id,
+    parse_key,
+    parse_list_query,
+    parse_payment_request,
+)
 from lib.http.errors import HTTPError
 from lib.http.jsonio import dumps, parse_json
 from lib.http.wsgi import App, Request, Response
@@ -18,18 +24,13 @@ from lib.store.counts import read_counts
 from lib.store.jobqueue import JobQueue, QueueUnavailable, total
 from lib.store.payments import Admission, Payment, PaymentStore, UnknownCursor
 from lib.store.ratelimit import Decision, RateLimit
-from lib.store.redis_client import WRITE_CHECK_LUA, RedisClient, RedisScript, describe, redis_unavailable, refusal
+from lib.store.redis_client import WRITE_CHECK_LUA, RedisClient, RedisScript
+from lib.store.redis_errors import describe, redis_unavailable, refusal
 from lib.store.workers import live_workers
 
 log = logging.getLogger("paypoc.api")
 
 RATE_LIMITED = "Rate limit exceeded. Try again later."
-# A 503 to a POST when Redis did not answer: it may have run the admission before its answer was lost.
-OUTCOME_UNKNOWN = ("payment store unavailable: the payment may or may not have been taken. Retry with the same "
-                   "Idempotency-Key to find out; without one, check GET /payments?user_id=... before sending it again")
-# ... and when Redis refused it: a refused command changed nothing (lib/store/redis_client.py).
-NOTHING_STORED = "Nothing was stored: it is safe to send this request again"
-RETRY_SOON = [("Retry-After", "1")]
 
 
 class Services(NamedTuple):
@@ -198,21 +199,6 @@ ROUTES = [
 
 # What health checks call (the compose file's every 5 s, an orchestrator's): kept out of the INFO access log.
 PROBES = ("/health", "/ready")
-
-
-def unavailable(outages: OutageLog, error: Exception) -> HTTPError | None:
-    """The 503 for an error that means Redis or beanstalkd cannot serve now, its cause logged once
-    per outage; None for any other error: a bug, which the app answers with a 500."""
-    if isinstance(error, QueueUnavailable):
-        outages.failed("beanstalkd", str(error))
-        return HTTPError(503, "job queue unavailable, try again shortly", RETRY_SOON)
-    if not redis_unavailable(error):
-        return None
-    outages.failed("Redis", describe(error))
-    cause = refusal(error)  # Redis answered "not now", and why; or it did not answer at all
-    message = f"payment store unavailable: {cause}; try again shortly" if cause else \
-        "payment store unavailable, try again shortly"
-    return HTTPError(503, message, RETRY_SOON)
 
 
 def create_app(config: Config, redis: RedisClient, queue: JobQueue, durations: RequestDurations | None = None) -> App:

@@ -1,5 +1,5 @@
-"""The Redis client of a process: redis-py's, a connection per thread, short timeouts and no retries;
-and which of its errors mean that Redis cannot serve now."""
+"""The Redis client of a process: redis-py's, a connection per thread (or a cluster client), short
+timeouts and no retries."""
 
 import threading
 import time
@@ -7,39 +7,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
-from redis import exceptions
 from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
 
 from lib.runtime.config import DEPENDENCY_TIMEOUT
-
-# Errors that mean Redis is unreachable or stalled (AuthenticationError and BusyLoadingError
-# are ConnectionErrors too): the API answers them with 503, the worker waits them out. A
-# command may or may not have run when its answer did not come back. On a cluster, a slot whose
-# master is gone and not replaced yet is served by nobody for a moment.
-REDIS_DOWN_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.SlotNotCoveredError)
-
-# Redis's refusals: it answered, but cannot take the command now. The first word of an error
-# reply is its code; these codes mean "not now", and the API and the worker treat them as an
-# outage. Any other code (ERR, WRONGTYPE, NOSCRIPT...) means the command itself is wrong: a
-# bug, answered 500. A refused command changed nothing: Redis refuses a command before it
-# runs, and a script at its first write (once a script has written, Redis lets it finish).
-REFUSALS = {
-    "OOM": "it is out of memory and refuses writes",
-    "MISCONF": "it cannot save to disk and refuses writes",
-    "READONLY": "it is a read-only replica and refuses writes",
-    "NOREPLICAS": "too few of its replicas answer, so it refuses writes",
-    "LOADING": "it is loading its data",
-    "MASTERDOWN": "it is a replica that lost its primary",
-    "BUSY": "it is busy running a script",
-    "TRYAGAIN": "it is moving keys between its nodes",
-    "CLUSTERDOWN": "its cluster is down",
-}
-# redis-py raises these codes as exceptions of their own, their messages without the code.
-_CODE_OF = [(exceptions.OutOfMemoryError, "OOM"), (exceptions.ReadOnlyError, "READONLY"),
-            (exceptions.BusyLoadingError, "LOADING"), (exceptions.MasterDownError, "MASTERDOWN"),
-            (exceptions.ClusterDownError, "CLUSTERDOWN"), (exceptions.TryAgainError, "TRYAGAIN")]
+from lib.store.redis_errors import REDIS_DOWN_ERRORS, NotReplicated
 
 # GET /ready's question, "could a payment be stored now?", asked without storing anything: a
 # script whose first line declares flags (Redis 7; none declared: it may write) is refused up
@@ -47,11 +20,6 @@ _CODE_OF = [(exceptions.OutOfMemoryError, "OOM"), (exceptions.ReadOnlyError, "RE
 WRITE_CHECK_LUA = "#!lua\nreturn 1"
 
 REPLICA_WAIT_MS = 500  # how long a write waits for replicas (REDIS_WAIT_REPLICAS), within the 2 s an answer may take
-
-
-class NotReplicated(redis.TimeoutError):
-    """Redis ran a write, but too few replicas had it within the time allowed (WAIT): a failover
-    now could lose it, so its outcome is as unknown as after a timeout."""
 
 
 # A connection unused for longer is pinged before its next command. Under load a thread's
@@ -196,31 +164,3 @@ class RedisScript:
     def __call__(self, keys: Sequence = (), args: Sequence = (), client: Any = None) -> Any:
         """Run the script; on the calling thread's client, or on client (a pipeline, say)."""
         return self._script(keys=keys, args=args, client=client or self._redis.client())
-
-
-def refusal(error: Exception) -> str | None:
-    """What Redis's refusal means, in words ("it is out of memory and refuses writes"), or None
-    when error is not a refusal."""
-    for kind, code in _CODE_OF:
-        if isinstance(error, kind):
-            return REFUSALS[code]
-    if isinstance(error, redis.ResponseError):
-        # The reply's first word is its code. redis-py puts "Command # 1 (HSET ...) of pipeline
-        # caused error: " before the reply to a command in a pipeline.
-        reply = str(error).rpartition(" of pipeline caused error: ")[2]
-        return REFUSALS.get(reply.split(" ", 1)[0])
-    return None
-
-
-def redis_unavailable(error: Exception) -> bool:
-    """True when error means Redis cannot serve now (down, stalled or refusing), not a bug."""
-    return isinstance(error, REDIS_DOWN_ERRORS) or refusal(error) is not None
-
-
-def describe(error: Exception) -> str:
-    """An error from Redis as a log line should put it: a refused password or a refusal says so plainly."""
-    if isinstance(error, redis.AuthenticationError):
-        return f"Redis refused the credentials in REDIS_URL: {error}"
-    if cause := refusal(error):
-        return f"{cause}: {error}"
-    return str(error)

@@ -6,7 +6,8 @@ import threading
 from collections.abc import Callable
 
 from lib.runtime.clock import utc_now
-from lib.store.redis_client import RedisClient, redis_unavailable
+from lib.store.redis_client import RedisClient
+from lib.store.redis_errors import redis_unavailable
 from lib.store.workers import remove_heartbeat, write_heartbeat
 
 BEAT_EVERY = 2.0  # seconds

@@ -8,7 +8,7 @@ from lib.store import keys
 from lib.store.attempts import Attempts
 from lib.store.jobqueue import JobQueue, QueueUnavailable
 from lib.store.payments import PaymentStore
-from lib.store.redis_client import describe, redis_unavailable
+from lib.store.redis_errors import describe, redis_unavailable
 
 log = logging.getLogger("paypoc.sweeper")
 

@@ -9,7 +9,7 @@ import greenstalk
 
 from lib.runtime.outages import OutageLog
 from lib.store.jobqueue import QUEUE_ERRORS, JobAction, connect
-from lib.store.redis_client import describe, redis_unavailable
+from lib.store.redis_errors import describe, redis_unavailable
 from lib.worker.jobs import UNPROCESSABLE, Outcome, PaymentJobs
 
 log = logging.getLogger("paypoc.worker")

@@ -15,7 +15,7 @@ from lib.devtools.bench import drain, wrk
 from lib.devtools.bench.sections import some_payment_ids, start_api
 from lib.devtools.processes import Process, cpu_seconds, wait_for
 from lib.runtime.config import available_cores, load_config
-from lib.store.redis_client import ThreadRedis
+from lib.store.redis_client import RedisClient
 
 CONNECTIONS_PER_PROCESS = 16  # wrk's connections for each API process: two per waitress thread, as elsewhere
 WORKER_THREADS = 4  # MAX_WORKERS of each worker process, as in the drain section
@@ -38,7 +38,7 @@ def machine_cpu_seconds() -> float:
     return busy / os.sysconf("SC_CLK_TCK")
 
 
-def usage(redis: ThreadRedis, subject: Process | None, beanstalkd_pid: int) -> Counter:
+def usage(redis: RedisClient, subject: Process | None, beanstalkd_pid: int) -> Counter:
     """What has been spent so far: CPU seconds of the subject (with its processes), of wrk (the
     children this process has waited for), of Redis, of beanstalkd and of the whole machine;
     Redis's calls and µs per command."""
@@ -77,7 +77,7 @@ def per_operation(spent: Counter, operations: int, seconds: float) -> dict:
                            "others": (spent["machine"] - sum(spent[part] for part in parts)) / seconds}}
 
 
-def http_scaling(env: dict, sizes: dict, tmp: str, redis: ThreadRedis, beanstalkd_pid: int, counts: list[int]) -> dict:
+def http_scaling(env: dict, sizes: dict, tmp: str, redis: RedisClient, beanstalkd_pid: int, counts: list[int]) -> dict:
     """POST and GET req/s with each count of API processes, rounds interleaved so noise cancels."""
     apis = {n: start_api({**env, "API_PROCESSES": str(n)}, tmp, f"api-scaling-{n}") for n in counts}
 
@@ -124,7 +124,7 @@ def drain_seconds(client: greenstalk.Client, tube: str, timeout: float = 600) ->
         time.sleep(DRAIN_POLL)
 
 
-def drain_scaling(env: dict, sizes: dict, tmp: str, redis: ThreadRedis, address: tuple[str, int],
+def drain_scaling(env: dict, sizes: dict, tmp: str, redis: RedisClient, address: tuple[str, int],
                   beanstalkd_pid: int, counts: list[int]) -> list[dict]:
     """Payments drained per second with each count of worker processes (no processing delay).
 
@@ -165,7 +165,7 @@ def efficiency(rows: list[dict], rate: str) -> None:
         row["efficiency"] = row[rate] / (row["processes"] * one)
 
 
-def scaling_section(env: dict, sizes: dict, tmp: str, redis: ThreadRedis, address: tuple[str, int],
+def scaling_section(env: dict, sizes: dict, tmp: str, redis: RedisClient, address: tuple[str, int],
                     beanstalkd_pid: int) -> dict:
     """The API's POST and GET and the worker's drain with 1 to N processes, each with its costs."""
     cores = available_cores()
