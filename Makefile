@@ -50,13 +50,21 @@ dev: .env
 	$(COMPOSE) up --build --wait
 	@echo "API on http://localhost:8000, beanstalkd UI on http://localhost:8902 (make logs, make down)"
 
+# The same API and worker on a Redis Cluster and two beanstalkd: the compose file's profile
+# `cluster`. Naming the two services starts them and what they depend on, and nothing else.
+dev-cluster: .env
+	$(COMPOSE) --profile cluster up --build --wait cluster-api cluster-worker
+	@echo "API on http://localhost:8000, on a Redis Cluster of three masters and three replicas" \
+		"and two beanstalkd (make logs, make down)"
+
 # Ctrl-C is how one stops following: the shell's trap makes it a quiet exit, where make would
-# report docker compose's status 130 as an error.
+# report docker compose's status 130 as an error. With the profile `cluster`, logs and down
+# reach the services of either stack.
 logs:
-	@trap 'exit 0' INT; $(COMPOSE) logs --follow
+	@trap 'exit 0' INT; $(COMPOSE) --profile cluster logs --follow
 
 down:
-	$(COMPOSE) down
+	$(COMPOSE) --profile cluster down
 
 clean:
 	rm -rf .venv .venv-* .run
