@@ -118,5 +118,5 @@ def cluster_lines(cluster: dict) -> list[str]:
               "and one Redis was not the limit (its busy cores, above, stayed under one). Three masters can only add "
               "cost here (the cluster client routes each command, each master runs its own loop and cluster bus); "
               "what this shows is that cost and how evenly the work spreads. The gain comes when each master has a "
-              "core of its own and the API and the workers have the others (README: the capacity model)."]
+              "core of its own and the API and the workers have the others."]
     return lines
