@@ -17,12 +17,13 @@ from lib.devtools.local_servers import free_port, local_beanstalkd, port_taken
 from lib.devtools.processes import ROOT, answers, http, wait_for
 
 
-def test_make_run_with_the_api_port_taken_starts_nothing_and_says_what_to_do():
+def test_make_run_with_the_api_port_taken_starts_nothing_and_says_what_to_do(tmp_path):
     with socket.socket() as holder:  # something already listening where the API would
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        run = subprocess.Popen([sys.executable, "-m", "lib.devtools.run_local"], cwd=ROOT, text=True,
+        run = subprocess.Popen([sys.executable, "-m", "lib.devtools.run_local", "--data-dir", str(tmp_path / "run")],
+                               cwd=ROOT, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env={**os.environ, "HOST": "127.0.0.1", "PORT": str(port)})
         try:
@@ -32,6 +33,7 @@ def test_make_run_with_the_api_port_taken_starts_nothing_and_says_what_to_do():
                 run.send_signal(signal.SIGTERM)
                 run.communicate(timeout=30)
     assert run.returncode == 1 and out == ""  # nothing started, so nothing said "starting ..."
+    assert not (tmp_path / "run").exists()  # nor any folder made for data
     assert f"port {port} (the API)" in err and "make down" in err and f"PORT={port + 1} make run" in err
 
 

@@ -50,7 +50,6 @@ class LocalCluster:
         self.nodes: list[LocalServer] = []
         for port in ports:
             node_dir = os.path.join(self.data_dir, str(port))
-            os.makedirs(node_dir, exist_ok=True)
             log_path = os.path.join(log_dir or node_dir, f"redis-{port}.log")
             self.nodes.append(local_redis(port, node_dir, log_path, password, "--cluster-enabled", "yes",
                                           "--cluster-config-file", os.path.join(node_dir, "nodes.conf"),
@@ -66,6 +65,7 @@ class LocalCluster:
         it serves every slot. With announce, node i tells clients to reach it on port announce[i]
         (a proxy in front of it)."""
         for number, node in enumerate(self.nodes):
+            os.makedirs(os.path.join(self.data_dir, str(node.port)), exist_ok=True)
             if announce:
                 node.command += ["--cluster-announce-port", str(announce[number]),
                                  "--cluster-announce-bus-port", str(node.port + BUS_OFFSET)]

@@ -34,17 +34,17 @@ class Stack(NamedTuple):
     ports: list[tuple[str, int]]  # (what listens there, port on 127.0.0.1)
     env: dict[str, str]  # REDIS_URL, REDIS_CLUSTER and BEANSTALK_ADDR for the API and the worker
     servers: list  # LocalServer or LocalCluster: each has start() and stop()
+    dirs: list[str]  # where the servers keep their data, made once the ports are found free
 
 
 def single_stack(data_dir: str, password: str, redis_port: int, beanstalk_port: int) -> Stack:
     """make run: one Redis, its append-only file in DIR/redis, and one beanstalkd, its binlog in DIR/beanstalkd."""
-    for name in ("redis", "beanstalkd"):
-        os.makedirs(f"{data_dir}/{name}", exist_ok=True)
     servers = [local_redis(redis_port, os.path.abspath(f"{data_dir}/redis"), f"{data_dir}/redis.log", password),
                local_beanstalkd(beanstalk_port, f"{data_dir}/beanstalkd.log", f"{data_dir}/beanstalkd")]
     env = {"REDIS_URL": f"redis://{credentials(password)}localhost:{redis_port}/0", "REDIS_CLUSTER": "no",
            "BEANSTALK_ADDR": f"localhost:{beanstalk_port}"}
-    return Stack("make run", [("Redis", redis_port), ("beanstalkd", beanstalk_port)], env, servers)
+    return Stack("make run", [("Redis", redis_port), ("beanstalkd", beanstalk_port)], env, servers,
+                 [f"{data_dir}/redis", f"{data_dir}/beanstalkd"])
 
 
 def cluster_stack(data_dir: str, password: str, first_node_port: int, beanstalk_port: int) -> Stack:
@@ -54,18 +54,16 @@ def cluster_stack(data_dir: str, password: str, first_node_port: int, beanstalk_
     node_ports = range(first_node_port, first_node_port + CLUSTER_MASTERS * (1 + CLUSTER_REPLICAS))
     cluster = LocalCluster(cluster_dir, CLUSTER_MASTERS, CLUSTER_REPLICAS, ports=node_ports, password=password)
     beanstalk_ports = [beanstalk_port, beanstalk_port + 1]
-    beanstalkds = []
-    for port in beanstalk_ports:
-        os.makedirs(f"{cluster_dir}/beanstalkd-{port}", exist_ok=True)
-        beanstalkds.append(local_beanstalkd(port, f"{cluster_dir}/beanstalkd-{port}.log",
-                                            f"{cluster_dir}/beanstalkd-{port}"))
+    beanstalkds = [local_beanstalkd(port, f"{cluster_dir}/beanstalkd-{port}.log", f"{cluster_dir}/beanstalkd-{port}")
+                   for port in beanstalk_ports]
     ports = [*(("Redis Cluster node", port) for port in node_ports),
              *(("its cluster bus", port + BUS_OFFSET) for port in node_ports),
              *(("beanstalkd", port) for port in beanstalk_ports)]
     # Any node would do: the client asks it for the others. 127.0.0.1, as the nodes name themselves.
     env = {"REDIS_URL": f"redis://{credentials(password)}127.0.0.1:{first_node_port}/0", "REDIS_CLUSTER": "yes",
            "BEANSTALK_ADDR": ",".join(f"localhost:{port}" for port in beanstalk_ports)}
-    return Stack("make run-cluster", ports, env, [cluster, *beanstalkds])
+    return Stack("make run-cluster", ports, env, [cluster, *beanstalkds],
+                 [f"{cluster_dir}/beanstalkd-{port}" for port in beanstalk_ports])
 
 
 def credentials(password: str) -> str:
@@ -136,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     if advice := taken_ports_advice(stack, config.host, config.port):
         print(advice, file=sys.stderr)
         return 1
+    for directory in stack.dirs:
+        os.makedirs(directory, exist_ok=True)
     finished = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: finished.set())
     signal.signal(signal.SIGINT, lambda *_: finished.set())
