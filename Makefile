@@ -1,11 +1,12 @@
-# paypoc: `make test` runs the tests, `make run` runs the stack locally, `make dev` runs it in Docker.
+# paypoc: `make test` runs the tests, `make run` runs the stack locally, `make dev` runs it in Docker
+# (`make run-cluster` and `make dev-cluster`: the same on a Redis Cluster).
 # `make test PYTHON3=python3.13 VENV=.venv-3.13` runs the tests under another Python.
 PYTHON3 ?= python3
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 COMPOSE := docker compose
 
-.PHONY: test bench run demo screenshot dev logs down clean
+.PHONY: test bench run run-cluster demo screenshot dev dev-cluster logs down clean
 
 # The virtual environment is rebuilt whenever requirements.txt changes.
 $(VENV)/installed: requirements.txt
@@ -22,6 +23,11 @@ bench: $(VENV)/installed
 
 run: $(VENV)/installed
 	$(PYTHON) -m lib.devtools.run_local
+
+# The same with a Redis Cluster of three masters and three replicas (ports 7000-7005, data in
+# .run/cluster, made the first time and found again after) and two beanstalkd (11300, 11301).
+run-cluster: $(VENV)/installed
+	$(PYTHON) -m lib.devtools.run_local --cluster
 
 # docker compose reads .env; a first run starts from the documented defaults and a random
 # Redis password (URL-safe characters, so it can stand in REDIS_URL as it is).
@@ -44,13 +50,21 @@ dev: .env
 	$(COMPOSE) up --build --wait
 	@echo "API on http://localhost:8000, beanstalkd UI on http://localhost:8902 (make logs, make down)"
 
+# The same API and worker on a Redis Cluster and two beanstalkd: the compose file's profile
+# `cluster`. Naming these services starts them and what they depend on, and nothing else.
+dev-cluster: .env
+	$(COMPOSE) --profile cluster up --build --wait cluster-proxy cluster-worker
+	@echo "API on http://localhost:8000, on a Redis Cluster of three masters and three replicas" \
+		"and two beanstalkd (make logs, make down)"
+
 # Ctrl-C is how one stops following: the shell's trap makes it a quiet exit, where make would
-# report docker compose's status 130 as an error.
+# report docker compose's status 130 as an error. With the profile `cluster`, logs and down
+# reach the services of either stack.
 logs:
-	@trap 'exit 0' INT; $(COMPOSE) logs --follow
+	@trap 'exit 0' INT; $(COMPOSE) --profile cluster logs --follow
 
 down:
-	$(COMPOSE) down
+	$(COMPOSE) --profile cluster down
 
 clean:
 	rm -rf .venv .venv-* .run

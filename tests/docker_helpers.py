@@ -97,11 +97,12 @@ def engine_problem():
 class ComposeStack:
     """A clone of this repository's HEAD in which `make` and `docker compose` run as a project of its own."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, profile=None):
         self.dir = str(directory)
         self.project = f"paypoc-test-{uuid.uuid4().hex[:8]}"
         # COMPOSE_PROJECT_NAME keeps its containers, volumes and images apart from a developer's `make dev`.
         self.env = {**os.environ, "COMPOSE_PROJECT_NAME": self.project}
+        self.profile_args = ["--profile", profile] if profile else []  # the compose file's profile it runs
         self.make_dev_output = None
 
     def clone(self):
@@ -111,10 +112,10 @@ class ComposeStack:
         subprocess.run(["git", "clone", "--quiet", "--no-checkout", ROOT, self.dir], check=True)
         subprocess.run(["git", "-C", self.dir, "checkout", "--quiet", head], check=True)
 
-    def make_dev(self):
-        """`make dev`, as a user types it; its output is kept as make_dev_output."""
-        result = self.run("make", "dev")
-        assert result.returncode == 0, f"make dev failed:\n{result.stdout}{result.stderr}"
+    def make_dev(self, target="dev"):
+        """`make dev` (or `make dev-cluster`), as a user types it; its output is kept as make_dev_output."""
+        result = self.run("make", target)
+        assert result.returncode == 0, f"make {target} failed:\n{result.stdout}{result.stderr}"
         self.make_dev_output = result.stdout
 
     def run(self, *command, timeout=600):
@@ -123,7 +124,7 @@ class ComposeStack:
 
     def compose(self, *args, timeout=120):
         """`docker compose ARGS` in the clone; raise with its output when it fails."""
-        result = self.run("docker", "compose", *args, timeout=timeout)
+        result = self.run("docker", "compose", *self.profile_args, *args, timeout=timeout)
         assert result.returncode == 0, f"docker compose {' '.join(args)} failed:\n{result.stdout}{result.stderr}"
         return result.stdout
 
@@ -165,5 +166,7 @@ class ComposeStack:
         return stops
 
     def remove(self):
-        """Remove whatever the project still has: containers, network, volumes and the images it built."""
-        self.run("docker", "compose", "down", "--volumes", "--rmi", "local", "--remove-orphans", timeout=180)
+        """Remove whatever the project still has, of either stack: containers, network, volumes and the
+        images it built."""
+        self.run("docker", "compose", "--profile", "cluster", "down", "--volumes", "--rmi", "local",
+                 "--remove-orphans", timeout=180)

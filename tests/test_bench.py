@@ -1,4 +1,4 @@
-"""`make bench` runs end to end (tiny sizes): every figure is measured and written out."""
+"""`make bench` runs end to end (tiny sizes): every figure is measured and written out, the cluster's too."""
 
 import json
 import subprocess
@@ -28,6 +28,7 @@ def test_the_bench_runs_and_writes_every_figure(tmp_path):
     assert figures["api_memory"]["requests"] >= 2000 and figures["api_memory"]["peak_mb"] > 10
     assert figures["memory_per_payment_bytes"] > 100
     check_scaling(figures["scaling"], result.stdout)
+    check_cluster(figures["cluster"], result.stdout)
 
 
 def check_scaling(scaling, printed):
@@ -52,3 +53,21 @@ def check_scaling(scaling, printed):
     assert f"Scaling on {available_cores()} cores" in printed
     if 2 in counts:
         assert "POST req/s, 2 API processes / 1" in printed
+
+
+def check_cluster(cluster, printed):
+    """One Redis beside three masters: each rate and cost measured, and shares of the CPU and the keys that add up."""
+    assert cluster["single"]["masters"] == 1 and cluster["cluster"]["masters"] == 3
+    for name in ("single", "cluster"):
+        row = cluster[name]
+        assert row["post_errors"] == 0
+        assert row["post"]["rps"] > 0 and row["drain"]["jobs_per_second"] > 0
+        assert row["post"]["redis_cpu_us"] > 0 and row["drain"]["redis_cpu_us"] > 0  # summed over the masters
+        # The admission script a POST runs, the three a payment takes (and the sweeper's claims beside them).
+        assert row["post"]["scripts"] >= 1 and row["drain"]["scripts"] >= 3
+        for shares in (row["post"]["cpu_shares"], row["drain"]["cpu_shares"], row["key_shares"]):
+            assert len(shares) == row["masters"] and all(share > 0 for share in shares)
+            assert abs(sum(shares) - 1) < 1e-9
+    assert set(cluster["spread_met"]) == {"post_cpu", "drain_cpu", "keys"}
+    assert "One Redis beside a Redis Cluster of 3 masters" in printed
+    assert f"No gain is to be seen on {cluster['cores']} cores" in printed

@@ -45,25 +45,37 @@ def test_the_project_is_named_paypoc_whatever_the_folder_is_called(compose):
 
 @pytest.mark.skipif(shutil.which("docker") is None, reason="no `docker` command to ask for the project's names")
 @pytest.mark.parametrize("override, project", [(None, "paypoc"), ("paypoc-test-1", "paypoc-test-1")])
+@pytest.mark.parametrize("profile", [[], ["--profile", "cluster"]])
 def test_a_clone_in_any_folder_gets_the_readmes_names_and_compose_project_name_still_wins(tmp_path, override,
-                                                                                         project):
+                                                                                         project, profile):
     clone = tmp_path / "payment_service_poc"  # not "paypoc": the name may not come from the folder
     clone.mkdir()
     shutil.copy(os.path.join(ROOT, "docker-compose.yml"), clone)
     (clone / ".env").write_text("REDIS_PASSWORD=x\n")
     env = {**os.environ, "COMPOSE_PROJECT_NAME": override} if override else \
         {k: v for k, v in os.environ.items() if k != "COMPOSE_PROJECT_NAME"}
-    result = subprocess.run(["docker", "compose", "config", "--format", "json"], cwd=clone, env=env,
+    result = subprocess.run(["docker", "compose", *profile, "config", "--format", "json"], cwd=clone, env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     config = json.loads(result.stdout)
     assert config["name"] == project
-    assert sorted(volume["name"] for volume in config["volumes"].values()) == \
-        [f"{project}_beanstalkd-data", f"{project}_redis-data"]
+    volumes = ["beanstalkd-data", "redis-data"]
+    if profile:  # the cluster's: one for each node and each beanstalkd
+        volumes += [f"{node}-data" for node in CLUSTER_NODES] + ["cluster-beanstalkd-1-data", "cluster-beanstalkd-2-data"]
+    assert sorted(volume["name"] for volume in config["volumes"].values()) == sorted(f"{project}_{v}" for v in volumes)
 
 
-def test_compose_runs_the_six_services(compose):
-    assert set(compose["services"]) == {"proxy", "api", "worker", "redis", "beanstalkd", "beanstalkd-ui"}
+CLUSTER_NODES = [f"cluster-redis-{n}" for n in range(1, 7)]
+CLUSTER_SERVICES = {*CLUSTER_NODES, "cluster-create", "cluster-beanstalkd-1", "cluster-beanstalkd-2", "cluster-proxy", "cluster-api",
+                    "cluster-worker"}
+
+
+def test_make_dev_runs_the_six_services_and_the_cluster_profile_holds_the_others(compose):
+    services = compose["services"]
+    assert {name for name, service in services.items() if "profiles" not in service} == \
+        {"proxy", "api", "worker", "redis", "beanstalkd", "beanstalkd-ui"}
+    assert {name for name, service in services.items() if service.get("profiles") == ["cluster"]} == CLUSTER_SERVICES
+    assert set(services) == {"proxy", "api", "worker", "redis", "beanstalkd", "beanstalkd-ui"} | CLUSTER_SERVICES
 
 
 def test_api_and_worker_run_the_same_commands_as_make_run(compose):
@@ -151,6 +163,55 @@ def test_redis_requires_the_password_the_api_and_worker_connect_with(compose):
     assert "REDIS_PASSWORD" not in script and "command" not in services["redis"]
     for name in ("api", "worker"):
         assert services[name]["environment"]["REDIS_URL"] == f"redis://:{required}@redis:6379/0"
+
+
+def test_the_cluster_has_six_nodes_that_require_the_password_each_with_a_volume_of_its_own(compose):
+    services, required = compose["services"], "${REDIS_PASSWORD:?set REDIS_PASSWORD in .env}"
+    volumes = set()
+    for name in CLUSTER_NODES:
+        node = services[name]
+        assert node["image"] == services["redis"]["image"]
+        shell, flag, script = node["entrypoint"]
+        assert (shell, flag) == ("sh", "-c") and "redis-server --cluster-enabled yes" in script
+        # The password on standard input, as the redis service reads it; a replica presents it to its master.
+        assert " - <<EOF\nrequirepass $$REDISCLI_AUTH\nmasterauth $$REDISCLI_AUTH\nEOF" in script
+        assert node["environment"] == {"REDISCLI_AUTH": required} and "REDIS_PASSWORD" not in script
+        assert "redis-cli ping" in " ".join(node["healthcheck"]["test"]) and "ports" not in node
+        volume, _, path = node["volumes"][0].partition(":")
+        assert path == "/data" and volume in compose["volumes"]
+        volumes.add(volume)
+    assert len(volumes) == 6
+
+
+def test_a_one_shot_service_makes_the_cluster_once_every_node_is_healthy(compose):
+    create = compose["services"]["cluster-create"]
+    assert create["depends_on"] == {node: {"condition": "service_healthy"} for node in CLUSTER_NODES}
+    script = create["entrypoint"][2]
+    assert "redis-cli --cluster create" in script and "--cluster-replicas 1 --cluster-yes" in script
+    assert "cluster meet" in script and "cluster_state:ok" in script  # a cluster made before: met again, waited for
+    assert all(node in script for node in CLUSTER_NODES)
+    assert "restart" not in create  # it ends once the cluster serves every slot
+    assert create["environment"] == {"REDISCLI_AUTH": "${REDIS_PASSWORD:?set REDIS_PASSWORD in .env}"}
+
+
+def test_the_cluster_api_and_worker_are_the_stacks_own_on_the_cluster_and_both_beanstalkd(compose):
+    services, required = compose["services"], "${REDIS_PASSWORD:?set REDIS_PASSWORD in .env}"
+    for name in ("api", "worker"):
+        service = services[f"cluster-{name}"]
+        assert service["command"] == APP_COMMANDS[name] and service["build"] == services[name]["build"]
+        assert service["environment"]["REDIS_URL"] == f"redis://:{required}@cluster-redis-1:6379/0"
+        assert service["environment"]["REDIS_CLUSTER"] == "yes"
+        assert service["environment"]["BEANSTALK_ADDR"] == "cluster-beanstalkd-1:11300,cluster-beanstalkd-2:11300"
+        assert service["depends_on"] == {"cluster-create": {"condition": "service_completed_successfully"},
+                                         "cluster-beanstalkd-1": {"condition": "service_healthy"},
+                                         "cluster-beanstalkd-2": {"condition": "service_healthy"}}
+    api = services["cluster-api"]
+    assert api["ports"] == ["8000:8000"] and api["environment"]["HOST"] == "0.0.0.0"
+    assert api["healthcheck"] == services["api"]["healthcheck"]
+    for name in ("cluster-beanstalkd-1", "cluster-beanstalkd-2"):
+        beanstalkd = services[name]
+        assert beanstalkd["command"] == services["beanstalkd"]["command"]
+        assert beanstalkd["volumes"][0].partition(":")[0] == f"{name}-data"
 
 
 def test_every_service_runs_under_an_init_that_passes_sigterm_on(compose):

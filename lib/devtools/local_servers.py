@@ -103,12 +103,14 @@ class LocalServer:
 def local_redis(port: int, data_dir: str, log_path: str = os.devnull, password: str = "",
                  *options: str) -> LocalServer:
     """redis-server on 127.0.0.1:port keeping an append-only file in data_dir, as the Compose
-    stack runs it. The password, if any, is read from standard input (`redis-server -`), so it
-    is on no command line that `ps` shows."""
+    stack runs it. The password, if any, is the one it requires and the one it presents to its
+    master when it is a cluster's replica; it is read from standard input (`redis-server -`), so
+    it is on no command line that `ps` shows."""
     command = [require("redis-server"), "-", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
                "--appendonly", "yes", "--save", "", *options]
     escaped = password.replace("\\", "\\\\").replace('"', '\\"')
-    return LocalServer("redis", port, command, str(log_path), f'requirepass "{escaped}"\n' if password else "")
+    config = f'requirepass "{escaped}"\nmasterauth "{escaped}"\n' if password else ""
+    return LocalServer("redis", port, command, str(log_path), config)
 
 
 def local_beanstalkd(port: int, log_path: str = os.devnull, binlog_dir: str | None = None) -> LocalServer:

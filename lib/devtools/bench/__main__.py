@@ -10,7 +10,7 @@ import os
 import sys
 import tempfile
 
-from lib.devtools.bench import drain, scaling, sections, wrk
+from lib.devtools.bench import cluster, drain, scaling, sections, wrk
 from lib.devtools.bench.report import table
 from lib.devtools.local_servers import free_port, local_beanstalkd, local_redis, require
 from lib.store.redis_client import open_redis
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> dict:
             results["drain"] = sections.drain_section(env, sizes, tmp, redis, address)
             results["efficiency"] = sections.efficiency_section(env, sizes, tmp, redis, address)
             results["scaling"] = scaling.scaling_section(env, sizes, tmp, redis, address, servers[1].process.pid)
+            results["cluster"] = cluster.cluster_section(env, sizes, tmp, redis, address)
         finally:
             for server in servers:
                 server.stop()

@@ -23,11 +23,12 @@ PAYMENT_REDIS_TRIPS = 3
 STATUS_CHANGE_TRIPS = 2
 
 
-def queue_payments(redis: RedisClient, address: tuple, tube: str, count: int) -> None:
-    """Store count PENDING payments and queue a job for each, as the API would."""
+def queue_payments(redis: RedisClient, address: tuple, tube: str, count: int, users: int = 1) -> None:
+    """Store count PENDING payments of `users` users and queue a job for each, as the API would.
+    One user's payments are all in one shard: on a cluster, give each its own user to spread them."""
     store, limit, queue = PaymentStore(redis), RateLimit(capacity=count + 1, window=1), JobQueue((address,), tube, ttr=60)
-    for _ in range(count):
-        payment = Payment.new("bench-drain", Decimal(5), "USD")
+    for number in range(count):
+        payment = Payment.new(f"bench-drain-{number % users}", Decimal(5), "USD")
         store.admit(payment, limit)
         queue.put(payment.id)
 
