@@ -17,8 +17,8 @@ from tests.quick_start import quick_start_steps, run
 API = "http://localhost:8000"
 NODES = [f"cluster-redis-{n}" for n in range(1, 7)]
 BEANSTALKDS = ["cluster-beanstalkd-1", "cluster-beanstalkd-2"]
-SERVICES = {*NODES, *BEANSTALKDS, "cluster-api", "cluster-worker"}  # those that keep running
-HEALTHCHECKED = {*NODES, *BEANSTALKDS, "cluster-api"}
+SERVICES = {*NODES, *BEANSTALKDS, "cluster-proxy", "cluster-api", "cluster-worker"}  # those that keep running
+HEALTHCHECKED = {*NODES, *BEANSTALKDS, "cluster-proxy", "cluster-api"}
 
 PROBLEM = engine_problem()
 if PROBLEM:
