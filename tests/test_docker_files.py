@@ -205,9 +205,12 @@ def test_the_cluster_api_and_worker_are_the_stacks_own_on_the_cluster_and_both_b
         assert service["depends_on"] == {"cluster-create": {"condition": "service_completed_successfully"},
                                          "cluster-beanstalkd-1": {"condition": "service_healthy"},
                                          "cluster-beanstalkd-2": {"condition": "service_healthy"}}
-    api = services["cluster-api"]
-    assert api["ports"] == ["8000:8000"] and api["environment"]["HOST"] == "0.0.0.0"
-    assert api["healthcheck"] == services["api"]["healthcheck"]
+    api, proxy = services["cluster-api"], services["cluster-proxy"]
+    # Clients reach it as they reach make dev's: through nginx, which asks Docker's DNS for `api`.
+    assert "ports" not in api and api["networks"] == {"default": {"aliases": ["api"]}}
+    assert api["environment"]["HOST"] == "0.0.0.0" and api["healthcheck"] == services["api"]["healthcheck"]
+    assert proxy["ports"] == services["proxy"]["ports"] == ["8000:8000"] and proxy["build"] == services["proxy"]["build"]
+    assert proxy["depends_on"] == {"cluster-api": {"condition": "service_healthy"}}
     for name in ("cluster-beanstalkd-1", "cluster-beanstalkd-2"):
         beanstalkd = services[name]
         assert beanstalkd["command"] == services["beanstalkd"]["command"]
