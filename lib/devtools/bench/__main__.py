@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> dict:
         try:
             redis = open_redis(f"redis://127.0.0.1:{redis_port}/0", timeout=30)
             env = {"REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "BEANSTALK_ADDR": f"127.0.0.1:{beanstalk_port}",
-                   "LOG_LEVEL": "INFO", "STALE_AFTER": "3600", "API_PROCESSES": "1"}  # one process, as hello-world
+                   "LOG_LEVEL": "INFO", "STALE_AFTER": "3600", "API_PROCESSES": "1",
+                   "API_PIN_CPUS": "no"}  # one process, free to move between cores, as hello-world is
             results = {"sizes": sizes, "http": sections.http_section(env, sizes, tmp, redis, 1)}
             results["memory_per_payment_bytes"] = sections.memory_per_payment(redis)
             if args.preload:

@@ -77,7 +77,7 @@ def drain_round(topology: Topology, count: int, address: tuple, tmp: str, tube: 
 
 def measure(topologies: list[Topology], sizes: dict, tmp: str, address: tuple, cores: int) -> dict:
     """POST and the drain on each topology, round by round; then each master's share of the keys."""
-    apis = {t.name: start_api({**t.env, "API_PROCESSES": str(cores)}, tmp, f"api-{t.name}") for t in topologies}
+    apis = {t.name: start_api({**t.env, "API_PROCESSES": str(cores), "API_PIN_CPUS": "yes"}, tmp, f"api-{t.name}") for t in topologies}
     rates = {(t.name, op): [] for t in topologies for op in ("post", "drain")}
     spent = {key: Counter() for key in rates}
     operations, seconds, errors, keys = Counter(), Counter(), Counter(), {}

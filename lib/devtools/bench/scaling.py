@@ -79,7 +79,7 @@ def per_operation(spent: Counter, operations: int, seconds: float) -> dict:
 
 def http_scaling(env: dict, sizes: dict, tmp: str, redis: RedisClient, beanstalkd_pid: int, counts: list[int]) -> dict:
     """POST and GET req/s with each count of API processes, rounds interleaved so noise cancels."""
-    apis = {n: start_api({**env, "API_PROCESSES": str(n)}, tmp, f"api-scaling-{n}") for n in counts}
+    apis = {n: start_api({**env, "API_PROCESSES": str(n), "API_PIN_CPUS": "yes"}, tmp, f"api-scaling-{n}") for n in counts}
 
     def run(n, script, seconds):
         # wrk's own threads: enough not to be the limit on a machine with many cores.
