@@ -79,7 +79,7 @@ def per_operation(spent: Counter, operations: int, seconds: float) -> dict:
 
 def http_scaling(env: dict, sizes: dict, tmp: str, redis: RedisClient, beanstalkd_pid: int, counts: list[int]) -> dict:
     """POST and GET req/s with each count of API processes, rounds interleaved so noise cancels."""
-    apis = {n: start_api({**env, "API_PROCESSES": str(n), "API_PIN_CPUS": "yes"}, tmp, f"api-scaling-{n}") for n in counts}
+    apis = {n: start_api({**env, "API_PROCESSES": str(n)}, tmp, f"api-scaling-{n}") for n in counts}
 
     def run(n, script, seconds):
         # wrk's own threads: enough not to be the limit on a machine with many cores.
@@ -170,6 +170,7 @@ def scaling_section(env: dict, sizes: dict, tmp: str, redis: RedisClient, addres
     """The API's POST and GET and the worker's drain with 1 to N processes, each with its costs."""
     cores = available_cores()
     counts = process_counts(cores)
+    env = {**env, "API_PIN_CPUS": "yes"}  # as the API runs by default (the single-process rows run it unpinned)
     pinned = load_config({**os.environ, **env}).api_pin_cpus  # as the API processes will read it
     result = {"cores": cores, "pinned": pinned, **http_scaling(env, sizes, tmp, redis, beanstalkd_pid, counts),
               "drain": drain_scaling(env, sizes, tmp, redis, address, beanstalkd_pid, counts)}
