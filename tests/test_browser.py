@@ -82,6 +82,8 @@ def test_send_shows_the_request_as_curl_and_the_payment_until_completed(browser,
                                "    -H 'Idempotency-Key: ")
     assert """-d '{"user_id":"user_123","amount":1500,"currency":"XAF"}'\nHTTP/1.1 201 Created\n""" in exchange
     assert f"Location: /payments/{payment_id}\n" in exchange and 'RateLimit: "default";r=4;t=12' in exchange
+    # The worker's jobs, by outcome, once its next heartbeat counts this one.
+    assert browser.wait_for("document.getElementById('workers').textContent.includes('1 completed')", timeout=10)
     assert browser.problems() == []
 
 
