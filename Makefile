@@ -17,7 +17,7 @@ $(VENV)/installed: requirements.txt
 test: $(VENV)/installed
 	$(PYTHON) -m pytest -p no:cacheprovider -rs $(PYTEST_ARGS)
 
-# Not part of `make test`: a few minutes of load. BENCH_ARGS="--preload 1000000" adds the large-store run.
+# Not part of `make test`: about a quarter of an hour of load. BENCH_ARGS="--preload 1000000" adds the large-store run.
 bench: $(VENV)/installed
 	$(PYTHON) -m lib.devtools.bench $(BENCH_ARGS)
 

@@ -119,7 +119,7 @@ class ThreadRedis(RedisClient):
 
 
 class ClusterRedis(RedisClient):
-    """A Redis Cluster: redis-py's RedisCluster, one for every thread (it keeps a pool per node).
+    """A Redis Cluster: redis-py's RedisCluster, one shared by every thread (it keeps a pool per node).
 
     It sends each command, and each script, to the master of its keys' slot, follows MOVED after
     a failover, and refuses a script whose keys are in more than one slot. It asks the nodes for
