@@ -7,6 +7,7 @@ import time
 import greenstalk
 import pytest
 
+from lib.devtools.local_cluster import LocalCluster
 from lib.store import keys
 from lib.store.redis_client import open_redis
 from tests.conftest import WALKTHROUGH_BODY, unfinished_score
@@ -97,3 +98,20 @@ def test_ready_answers_within_2_s_with_both_dependencies_stalled(app_client, own
         os.kill(server.process.pid, signal.SIGSTOP)  # the fixture thaws them
     (status, _, body), seconds = timed(lambda: app_client.request("GET", "/ready"))
     assert (status, body["redis"], body["beanstalkd"]) == (503, "down", "down") and seconds < CONTRACT_SECONDS
+
+
+def test_a_whole_redis_cluster_gone_after_start_up_gives_503_not_500(make_client, tmp_path):
+    # A cluster client that loses a node asks the others for the layout; when none answers,
+    # redis-py raises its own RedisClusterException, not the ConnectionError underneath.
+    cluster = LocalCluster(tmp_path, masters=3).start()
+    try:
+        client = make_client(redis_url=cluster.url, redis_cluster="yes")
+        assert client.post_payment(WALKTHROUGH_BODY)[0] == 201  # the client knows the layout now
+    finally:
+        cluster.stop()
+    some_id = "00000000-0000-4000-8000-000000000000"
+    for method, path, body in [("POST", "/payments", WALKTHROUGH_BODY), ("GET", f"/payments/{some_id}", None)]:
+        (status, headers, answer), seconds = timed(lambda: client.request(method, path, body))
+        assert (status, headers["Retry-After"]) == (503, "1") and seconds < CONTRACT_SECONDS, answer
+    (status, _, answer), seconds = timed(lambda: client.request("GET", "/ready"))
+    assert (status, answer["redis"]) == (503, "down") and seconds < CONTRACT_SECONDS

@@ -136,10 +136,7 @@ class ClusterRedis(RedisClient):
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    try:
-                        self._client = self._make()
-                    except redis.exceptions.RedisClusterException as error:  # no node answered
-                        raise redis.ConnectionError(str(error)) from error
+                    self._client = self._make()  # no node answers: an outage (lib/store/redis_errors.py)
         return self._client
 
     def client_for(self, key: str) -> redis.Redis:

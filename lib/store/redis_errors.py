@@ -53,6 +53,10 @@ def refusal(error: Exception) -> str | None:
 
 def redis_unavailable(error: Exception) -> bool:
     """True when error means Redis cannot serve now (down, stalled or refusing), not a bug."""
+    if isinstance(error, exceptions.RedisClusterException) and isinstance(error.__cause__, REDIS_DOWN_ERRORS):
+        # No node of a cluster answered when the client asked for its layout (at the first
+        # command, or after losing a node): redis-py raises this, from the error underneath.
+        return True
     return isinstance(error, REDIS_DOWN_ERRORS) or refusal(error) is not None
 
 
