@@ -84,3 +84,18 @@ def test_a_payment_that_finished_meanwhile_is_not_marked_due_again(redis):
     redis.zrem(keys.unfinished(keys.shard_of_payment(payment_id)), payment_id)  # as Attempts.end leaves a finished payment
     store.mark_due(payment_id)
     assert unfinished_score(redis, payment_id) is None
+
+
+def test_one_beanstalkd_down_holds_back_only_the_payments_it_serves(redis, env, tube):
+    # Two servers, the second one nowhere: shards are spread over both (shard mod 2).
+    live = tuple(env["BEANSTALK_ADDR"].split(":"))
+    queue = JobQueue(((live[0], int(live[1])), ("127.0.0.1", free_port())), env["BEANSTALK_TUBE"], ttr=60)
+    store = PaymentStore(redis)
+    ids = [store_payment(redis, user_id=f"user-{n}").id for n in range(40)]  # a user's shard is its payments'
+    store.mark_due(*ids)
+    on_live = {payment_id for payment_id in ids if keys.shard_of_payment(payment_id) % 2 == 0}
+    assert on_live and on_live != set(ids)  # these 40 users: each server serves some
+    with pytest.raises(QueueUnavailable):
+        sweeper(redis, queue, 60).sweep()
+    assert set(queued_ids(tube)) == on_live
+    assert all(unfinished_score(redis, payment_id) == 0 for payment_id in set(ids) - on_live)  # still due

@@ -104,9 +104,9 @@ class JobQueue:
         self.addresses, self.tube, self.ttr, self.timeout = addresses, tube, ttr, timeout
         self._local = threading.local()
 
-    def server_of(self, payment_id: str) -> tuple[str, int]:
-        """The beanstalkd that the payment's jobs go to."""
-        return self.addresses[keys.shard_of_payment(payment_id) % len(self.addresses)]
+    def server_of(self, shard: int) -> tuple[str, int]:
+        """The beanstalkd that the jobs of the shard's payments go to."""
+        return self.addresses[shard % len(self.addresses)]
 
     def _call(self, address: tuple[str, int], command: Callable[[greenstalk.Client], T]) -> T:
         """command(client) on this thread's connection to address, opened if need be; a kept
@@ -148,7 +148,8 @@ class JobQueue:
 
     def put(self, payment_id: str) -> int:
         """Queue the job for payment_id; raise QueueUnavailable when its beanstalkd cannot take it."""
-        return self._call(self.server_of(payment_id), lambda client: client.put(encode_job(payment_id), ttr=self.ttr))
+        server = self.server_of(keys.shard_of_payment(payment_id))
+        return self._call(server, lambda client: client.put(encode_job(payment_id), ttr=self.ttr))
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Each server's jobs on the tube by state, and the total ever put, keyed "host:port"."""

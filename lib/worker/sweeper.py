@@ -34,19 +34,29 @@ class Sweeper:
 
     def sweep(self, shards: range = range(keys.SHARDS)) -> int:
         """One pass over shards (all of them by default): claim their overdue payments and queue
-        each; return how many."""
-        count = 0
+        each; return how many were queued.
+
+        A beanstalkd that cannot take a job is not asked again in this pass: the shards it serves
+        wait for the next, and the others' payments are queued meanwhile, so one server down
+        among several holds back only its own. Its error is raised at the end, for the log."""
+        count, down = 0, {}  # server -> the first error it gave in this pass
         for shard in shards:
+            server = self.queue.server_of(shard)
+            if server in down:
+                continue
             claimed = self.attempts.claim_overdue(shard, BATCH, self.stale_after)
             for queued, payment_id in enumerate(claimed):
                 try:
                     self.queue.put(payment_id)
-                except QueueUnavailable:
-                    # Due again at once, so the next pass retries them as soon as beanstalkd is back.
+                except QueueUnavailable as error:
+                    # Due again at once, so a later pass retries them as soon as beanstalkd is back.
                     self.payments.mark_due(*claimed[queued:])
-                    raise
+                    down[server] = error
+                    break
                 log.info("Re-queued unfinished payment %s", payment_id)
-            count += len(claimed)
+                count += 1
+        if down:
+            raise next(iter(down.values()))
         return count
 
     def run(self) -> None:
@@ -55,9 +65,9 @@ class Sweeper:
         outages, share, turn = OutageLog(log, "Sweeper"), keys.SHARDS // PASSES_PER_ROUND, 0
         while not self.stop.wait(self.interval):
             start = turn % PASSES_PER_ROUND * share
+            turn += 1  # the next share next time, even after an outage: every shard is tried in turn
             try:
                 self.sweep(range(start, start + share))
-                turn += 1
                 outages.answered("Redis")
                 outages.answered("beanstalkd")
             except Exception as error:
