@@ -37,8 +37,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         for slot in range(self.count):
-            if not self.stopping:
-                self._start(slot)
+            self._start(slot)
         clean = True
         while self.pids:
             pid, status = os.wait()  # a signal runs its handler and the wait goes on (PEP 475)
@@ -53,20 +52,25 @@ class Supervisor:
             log.error("%s process %d (pid %d) exited with status %d; starting another", self.name, slot + 1, pid, code)
             if time.monotonic() - self.started[slot] < RESTART_PAUSE:
                 time.sleep(RESTART_PAUSE)  # a child that cannot start must not become a fork loop
-            if not self.stopping:
-                self._start(slot)
+            self._start(slot)
         return 0 if clean else 1
 
     def _stop(self, signum: int, frame: object) -> None:
         self.stopping = True
         for pid in self.pids:
-            os.kill(pid, signal.SIGTERM)
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:  # it has exited, and os.wait() has it: not yet off the list
+                pass
 
     def _start(self, slot: int) -> None:
         self.started[slot] = time.monotonic()
         parent = os.getpid()
         # Signals wait while the child is made, so that a SIGTERM now is passed on to it too.
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        if self.stopping:  # one came before they were held: no new child
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+            return
         pid = os.fork()
         if pid:
             self.pids[pid] = slot
