@@ -40,8 +40,9 @@ TTR_MARGIN = 10
 def job_ttr(processing_delay: float) -> int:
     """Seconds a worker may hold a job before beanstalkd hands it to another: well over the delay.
 
-    It is also the lease on a payment being processed, so it bounds how long a payment whose
-    worker and job were both lost stays PROCESSING before the sweeper takes it up again.
+    It is also the lease on a payment being processed: a payment whose worker and job were both
+    lost stays PROCESSING until the lease is over and STALE_AFTER more has passed (plus up to
+    the 4 s the sweeper takes to come round to its shard); then the sweeper queues it again.
     """
     return math.ceil(processing_delay) + TTR_MARGIN
 

@@ -150,7 +150,7 @@ class RedisScript:
     again whenever Redis has forgotten it (a restart, a failover)."""
 
     def __init__(self, text: str, redis_client: RedisClient):
-        self._script = Script(None, text.encode())  # bytes: it needs no client to find its SHA1
+        self._script = Script(None, text.encode())  # bytes: it needs no client to find its SHA1 (a str would: to encode it)
         self._redis = redis_client
 
     @property

@@ -1,5 +1,6 @@
 """The worker's heartbeat: every few seconds this process writes in Redis that it is alive."""
 
+import logging
 import os
 import socket
 import threading
@@ -9,6 +10,8 @@ from lib.runtime.clock import utc_now
 from lib.store.redis_client import RedisClient
 from lib.store.redis_errors import redis_unavailable
 from lib.store.workers import remove_heartbeat, write_heartbeat
+
+log = logging.getLogger("paypoc.heartbeat")
 
 BEAT_EVERY = 2.0  # seconds
 
@@ -36,8 +39,8 @@ class Heartbeat:
             try:
                 self.beat()
             except Exception as error:  # Redis down or refusing: the worker threads log the outage
-                if not redis_unavailable(error):
-                    raise
+                if not redis_unavailable(error):  # a bug must not end the beats: /queue would lose this worker
+                    log.exception("Heartbeat: unexpected error")
             if self.stop.wait(BEAT_EVERY):
                 break
         try:
